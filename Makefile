@@ -1,0 +1,41 @@
+# Two entry points for users: `make build` and `make test`. Both create .venv and install the
+# pinned dependencies first; a second run skips the install unless requirements.txt changed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+DBT := $(BIN)/dbt
+export DBT_PROFILES_DIR := $(CURDIR)
+
+.PHONY: build test lint docs report clean setup
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -c 'import sys; sys.exit("python3 >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+## build: dbt build on the data (default: data/online_retail.parquet) into customer_segmentation.duckdb
+build: $(STAMP)
+	$(DBT) build
+
+## test: lint, then pytest (package unit tests and end-to-end dbt builds in temporary directories)
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+## lint: sqlfluff (dbt templater, duckdb dialect) over models/ and analyses/, ruff over python/ and
+## tests/. sqlfluff compiles the project, which loads the source: point it at an in-memory database.
+lint: $(STAMP)
+	$(BIN)/ruff check python tests
+	$(BIN)/ruff format --check python tests
+	DBT_DUCKDB_PATH=:memory: $(BIN)/sqlfluff lint models analyses
+
+## docs: write the static dbt docs site to target/ (open target/static_index.html)
+docs: $(STAMP)
+	$(DBT) docs generate --static
+
+clean:
+	rm -rf target logs $(VENV)

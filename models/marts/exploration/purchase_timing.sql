@@ -1,0 +1,25 @@
+with
+
+orders as (
+
+    select * from {{ ref('int_orders_aggregated') }}
+
+),
+
+final as (
+
+    select
+        isodow(ordered_at) as iso_weekday,
+        dayname(ordered_at) as weekday_name,
+        hour(ordered_at) as hour_of_day,
+        count(*) as n_orders,
+        count(distinct customer_id) as n_customers,
+        round(sum(order_value), 2) as revenue
+
+    from orders
+    group by all
+
+)
+
+select * from final
+order by iso_weekday, hour_of_day

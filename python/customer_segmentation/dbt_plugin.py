@@ -1,0 +1,23 @@
+"""dbt-duckdb plugin that loads the raw transactions source through `ingest.read_transactions`.
+
+Configured in profiles.yml (``plugins: [{module: customer_segmentation.dbt_plugin, alias:
+transactions}]``) and used by a source whose meta says ``plugin: transactions`` and
+``external_location: <path>``. dbt-duckdb writes what `load` returns into a table named after
+the source, so the raw lines are a real, queryable table in the database.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from dbt.adapters.duckdb.plugins import BasePlugin
+from dbt.adapters.duckdb.utils import SourceConfig
+
+from customer_segmentation.ingest import read_transactions
+
+
+class Plugin(BasePlugin):
+    """Loads a Parquet, CSV or xlsx file of transaction lines with canonical column names."""
+
+    def load(self, source_config: SourceConfig) -> pa.RecordBatchReader:
+        """Return the file named by the source's ``external_location`` as Arrow batches."""
+        return read_transactions(str(source_config["external_location"]).strip("'"))

@@ -1,0 +1,258 @@
+"""Read a retailer's transaction-line file (Parquet, CSV or xlsx) into Arrow.
+
+The pipeline accepts the two column spellings in circulation, Online Retail
+(``InvoiceNo, ..., UnitPrice, CustomerID``) and Online Retail II
+(``Invoice, ..., Price, Customer ID``), and renames them to the Online Retail
+spelling. Types are left as the file gives them: casting is staging's job.
+Every line gets ``source_row_number`` (1-based position in the file) so that
+"the first copy of a duplicate" is well defined and every line has a key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pyarrow as pa
+
+FileFormat = Literal["parquet", "csv", "xlsx"]
+
+# Online Retail spelling; staging renames these to snake_case.
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+)
+
+# Spellings accepted for each canonical column, compared after `_spelling_key`.
+ACCEPTED_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "InvoiceNo": ("InvoiceNo", "Invoice"),
+    "StockCode": ("StockCode",),
+    "Description": ("Description",),
+    "Quantity": ("Quantity",),
+    "InvoiceDate": ("InvoiceDate",),
+    "UnitPrice": ("UnitPrice", "Price"),
+    "CustomerID": ("CustomerID", "Customer ID"),
+    "Country": ("Country",),
+}
+
+ROW_NUMBER_COLUMN = "source_row_number"
+CSV_ENCODINGS: tuple[str, ...] = ("utf-8", "latin-1")
+BATCH_ROWS = 1_000_000
+
+
+class RawFileError(ValueError):
+    """The raw transactions file cannot be read as transaction lines."""
+
+
+def _spelling_key(name: str) -> str:
+    """Key that ignores case, blanks and punctuation: ``Customer ID`` = ``customer_id``."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def detect_format(path: str | Path) -> FileFormat:
+    """Return the file format from the file name's suffix.
+
+    Raises:
+        RawFileError: the suffix is not one of .parquet/.pq, .csv/.txt/.tsv, .xlsx.
+
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return "parquet"
+    if suffix in {".csv", ".txt", ".tsv"}:
+        return "csv"
+    if suffix == ".xlsx":
+        return "xlsx"
+    raise RawFileError(
+        f"{path}: unsupported file type {suffix or '(no suffix)'!r}; "
+        "expected .parquet, .csv or .xlsx"
+    )
+
+
+def map_columns(columns: Sequence[str], path: str | Path) -> dict[str, str]:
+    """Map the file's column names to the canonical Online Retail names.
+
+    Returns:
+        ``{canonical name: name in the file}`` for all eight columns.
+
+    Raises:
+        RawFileError: a canonical column is missing (all missing ones are listed,
+            with their accepted spellings) or appears under two spellings.
+
+    """
+    by_key: dict[str, list[str]] = {}
+    for column in columns:
+        by_key.setdefault(_spelling_key(column), []).append(column)
+
+    mapping: dict[str, str] = {}
+    missing: list[str] = []
+    for canonical, spellings in ACCEPTED_SPELLINGS.items():
+        keys = dict.fromkeys(_spelling_key(s) for s in spellings)
+        found = [c for key in keys for c in by_key.get(key, [])]
+        if not found:
+            missing.append(f"{canonical} (accepted: {' / '.join(spellings)})")
+        elif len(found) > 1:
+            raise RawFileError(
+                f"{path}: column {canonical} appears more than once, as {', '.join(found)}"
+            )
+        else:
+            mapping[canonical] = found[0]
+    if missing:
+        raise RawFileError(
+            f"{path}: missing required column(s): {'; '.join(missing)}. "
+            f"Columns found: {', '.join(columns) or '(none)'}"
+        )
+    return mapping
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _select_list(mapping: dict[str, str]) -> str:
+    return ", ".join(
+        f"{_quote_identifier(mapping[c])} as {_quote_identifier(c)}" for c in CANONICAL_COLUMNS
+    )
+
+
+def _with_row_numbers(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatchReader:
+    """Append a 1-based ``source_row_number`` column, counted in file order."""
+    out_schema = schema.append(pa.field(ROW_NUMBER_COLUMN, pa.int64()))
+
+    def numbered() -> Iterator[pa.RecordBatch]:
+        offset = 0
+        for batch in batches:
+            numbers = pa.array(range(offset + 1, offset + batch.num_rows + 1), pa.int64())
+            offset += batch.num_rows
+            yield pa.RecordBatch.from_arrays([*batch.columns, numbers], schema=out_schema)
+
+    return pa.RecordBatchReader.from_batches(out_schema, numbered())
+
+
+def _read_with_duckdb(path: Path, table_function: str) -> pa.RecordBatchReader:
+    """Stream a file through DuckDB so Parquet of any size is read in bounded memory."""
+    con = duckdb.connect()
+    try:
+        columns = [
+            row[0] for row in con.execute(f"describe select * from {table_function}").fetchall()
+        ]
+        mapping = map_columns(columns, path)
+    except BaseException:
+        con.close()
+        raise
+    # preserve_insertion_order keeps file order, which source_row_number depends on.
+    con.execute("set preserve_insertion_order = true")
+    reader = con.sql(f"select {_select_list(mapping)} from {table_function}").to_arrow_reader(
+        BATCH_ROWS
+    )
+
+    # The connection must outlive the reader; the reader holds a reference through the closure.
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        finally:
+            con.close()
+
+    return _with_row_numbers(batches(), reader.schema)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def read_csv(path: Path) -> tuple[pa.Table, str]:
+    """Read a CSV file, trying UTF-8 then latin-1 (spreadsheet exports are often latin-1).
+
+    Returns:
+        The table with canonical column names and the encoding that worked.
+
+    """
+    last_error: duckdb.Error | None = None
+    for encoding in CSV_ENCODINGS:
+        table_function = (
+            f"read_csv({_sql_string(str(path))}, header = true, encoding = {_sql_string(encoding)})"
+        )
+        try:
+            table = _read_with_duckdb(path, table_function).read_all()
+        except duckdb.InvalidInputException as error:
+            if "unicode" not in str(error).lower() and "encod" not in str(error).lower():
+                raise RawFileError(f"{path}: cannot be read as CSV: {error}") from error
+            last_error = error
+            continue
+        return table, encoding
+    raise RawFileError(f"{path}: not readable in any of {', '.join(CSV_ENCODINGS)}: {last_error}")
+
+
+def _column_array(values: list[object]) -> pa.Array:
+    """Build an Arrow array; a column of mixed types (e.g. 536365 and 'C536379') becomes text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def read_xlsx(path: Path) -> pa.Table:
+    """Read the first worksheet of an .xlsx file with openpyxl.
+
+    DuckDB's excel extension would be downloaded at run time, which fails offline.
+    """
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = workbook.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise RawFileError(f"{path}: the first worksheet is empty (no header row)")
+        names = [str(h) if h is not None else "" for h in header]
+        mapping = map_columns(names, path)
+        positions = [names.index(mapping[c]) for c in CANONICAL_COLUMNS]
+        values: list[list[object]] = [[] for _ in CANONICAL_COLUMNS]
+        for row in rows:
+            if all(v is None for v in row):
+                continue
+            for out, position in zip(values, positions, strict=True):
+                out.append(row[position] if position < len(row) else None)
+    finally:
+        workbook.close()
+    n_rows = len(values[0])
+    arrays = [_column_array(v) for v in values]
+    arrays.append(pa.array(range(1, n_rows + 1), pa.int64()))
+    return pa.Table.from_arrays(arrays, names=[*CANONICAL_COLUMNS, ROW_NUMBER_COLUMN])
+
+
+def read_transactions(path: str | Path) -> pa.RecordBatchReader:
+    """Read transaction lines from Parquet, CSV or xlsx, with canonical column names.
+
+    Returns:
+        A stream of record batches: the eight canonical columns, as typed in the
+        file, plus ``source_row_number``.
+
+    Raises:
+        RawFileError: the file is missing, of an unsupported type, unreadable,
+            or lacks required columns. The message names the file.
+
+    """
+    path = Path(path)
+    file_format = detect_format(path)
+    if not path.is_file():
+        raise RawFileError(f"{path}: file not found (working directory: {Path.cwd()})")
+    if file_format == "parquet":
+        try:
+            return _read_with_duckdb(path, f"read_parquet({_sql_string(str(path))})")
+        except duckdb.Error as error:
+            raise RawFileError(f"{path}: cannot be read as Parquet: {error}") from error
+    if file_format == "csv":
+        table, _ = read_csv(path)
+    else:
+        table = read_xlsx(path)
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())

@@ -1,0 +1,87 @@
+"""Shared helpers: run dbt end to end in a temporary directory, never on the user's database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DBT = Path(sys.executable).with_name("dbt")
+
+ONLINE_RETAIL_COLUMNS = [
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+]
+
+
+@dataclass
+class DbtRun:
+    """Outcome of one dbt invocation."""
+
+    returncode: int
+    output: str
+    database: Path
+
+    def query(self, sql: str) -> list[tuple]:
+        """Run a query on the run's database (read-only) and return all rows."""
+        with duckdb.connect(str(self.database), read_only=True) as con:
+            return con.execute(sql).fetchall()
+
+    def scalar(self, sql: str) -> object:
+        """Run a query that returns one value."""
+        return self.query(sql)[0][0]
+
+
+def run_dbt(
+    args: list[str], workdir: Path, variables: dict | None = None, database: Path | None = None
+) -> DbtRun:
+    """Run dbt from the project root with its own database, target and log directories."""
+    database = database or workdir / "test.duckdb"
+    env = {**os.environ, "DBT_DUCKDB_PATH": str(database), "DBT_PROFILES_DIR": str(PROJECT_ROOT)}
+    command = [
+        str(DBT),
+        *args,
+        "--target-path",
+        str(workdir / "target"),
+        "--log-path",
+        str(workdir / "logs"),
+    ]
+    if variables:
+        command += ["--vars", json.dumps(variables)]
+    completed = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    return DbtRun(completed.returncode, completed.stdout + completed.stderr, database)
+
+
+@pytest.fixture
+def dbt_runner(tmp_path: Path) -> Callable[..., DbtRun]:
+    """Run dbt in this test's temporary directory."""
+
+    def runner(args: list[str], variables: dict | None = None) -> DbtRun:
+        return run_dbt(args, tmp_path, variables)
+
+    return runner
+
+
+@pytest.fixture(scope="session")
+def bundled_build(tmp_path_factory: pytest.TempPathFactory) -> DbtRun:
+    """One full `dbt build` on the bundled Online Retail data, shared by the tests that read it."""
+    workdir = tmp_path_factory.mktemp("bundled")
+    run = run_dbt(["build"], workdir)
+    assert run.returncode == 0, run.output[-5000:]
+    return run

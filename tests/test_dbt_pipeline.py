@@ -1,0 +1,135 @@
+"""End-to-end: dbt builds on small files made here, and on the bundled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ONLINE_RETAIL_COLUMNS, DbtRun
+
+pytestmark = pytest.mark.dbt
+
+# One or more lines per cleaning class; the comment names the class each line must get.
+FIXTURE_LINES = [
+    ("536365", "85123A", "HEART", 6, "2010-12-01 08:26", 2.55, 17850, "United Kingdom"),  # kept
+    ("536365", "71053", "LANTERN", 6, "2010-12-01 08:26", 3.39, 17850, "United Kingdom"),  # kept
+    ("536365", "71053", "LANTERN", 6, "2010-12-01 08:26", 3.39, 17850, "United Kingdom"),  # dup
+    ("536366", "22633", "MUG", 6, "2010-12-01 08:28", 1.85, None, "United Kingdom"),  # missing
+    ("C536379", "22633", "MUG", -2, "2010-12-01 09:41", 1.85, None, "United Kingdom"),  # missing
+    ("A563185", "B", "Adjust bad debt", 1, "2011-08-12 14:50", 11062.06, 17850, "UK"),  # adjust
+    ("C536380", "71053", "LANTERN", -1, "2010-12-02 10:00", 3.39, 17850, "United Kingdom"),  # canc
+    ("536370", "POST", "POSTAGE", 3, "2010-12-01 08:45", 18.0, 12583, "France"),  # non_product
+    ("536370", "22728", "ALARM CLOCK", 24, "2010-12-01 08:45", 3.75, 12583, "France"),  # kept
+    ("536371", "22139", "DAMAGED", -12, "2010-12-03 09:00", 1.25, 12583, "France"),  # non_pos qty
+    ("536372", "22140", "FREE", 2, "2010-12-04 09:00", 0.0, 12583, "France"),  # non_pos price
+    ("536373", "21730", "LANTERN", 6, "2011-01-04 09:09", 4.25, 12583, "France"),  # kept
+]
+EXPECTED_CLASSES = {
+    "missing_customer": 2,
+    "adjustment": 1,
+    "cancellation": 1,
+    "non_product": 1,
+    "non_positive_quantity": 1,
+    "non_positive_price": 1,
+    "duplicate": 1,
+    "kept": 4,
+}
+
+
+def write_fixture(path: Path, columns: list[str], lines: list[tuple]) -> Path:
+    """Write lines as Parquet or CSV (by suffix)."""
+    table = pa.table({c: [line[i] for line in lines] for i, c in enumerate(columns)})
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+    else:
+        header = ",".join(f'"{c}"' for c in columns)
+        body = [",".join("" if v is None else str(v) for v in line) for line in lines]
+        path.write_bytes(("\n".join([header, *body]) + "\n").encode("latin-1"))
+    return path
+
+
+def audit(run: DbtRun) -> dict[str, int]:
+    return dict(run.query("select row_class, n_rows from data_quality_audit"))
+
+
+def test_every_line_is_classified_and_counted(tmp_path: Path, dbt_runner) -> None:
+    path = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode == 0, run.output[-5000:]
+    assert audit(run) == EXPECTED_CLASSES
+    assert sum(audit(run).values()) == len(FIXTURE_LINES)
+    orders = run.query("select invoice_id, n_items from int_orders_aggregated order by 1")
+    assert orders == [("536365", 12), ("536370", 24), ("536373", 6)]
+
+
+def test_online_retail_ii_spelling_in_latin1_csv(tmp_path: Path, dbt_runner) -> None:
+    columns = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
+    columns += ["Customer ID", "Country"]
+    lines = [(*line[:2], "CAFÉ " + line[2], *line[3:]) for line in FIXTURE_LINES]
+    path = write_fixture(tmp_path / "lines ii.csv", columns, lines)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode == 0, run.output[-5000:]
+    assert audit(run) == EXPECTED_CLASSES
+    descriptions = run.query("select distinct product_description from product_sales")
+    assert ("CAFÉ HEART",) in descriptions
+
+
+def test_file_without_required_columns_fails_with_their_names(tmp_path: Path, dbt_runner) -> None:
+    columns = ["InvoiceNo", "StockCode", "Description", "Quantity", "When", "UnitPrice", "Cust"]
+    lines = [line[:7] for line in FIXTURE_LINES]
+    path = write_fixture(tmp_path / "odd.csv", columns, lines)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode != 0
+    assert f"{path}: missing required column(s)" in run.output
+    for name in ("InvoiceDate", "CustomerID", "Country"):
+        assert name in run.output
+
+
+def test_bundled_data_reproduces_published_figures(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    assert run.scalar("select count(*) from raw.transactions") == 541_909
+    assert run.scalar("select sum(n_rows) from data_quality_audit") == 541_909
+    assert run.scalar(
+        "select count(distinct customer_id) from int_transaction_lines_classified"
+    ) == (4_372)
+    total = run.scalar("select round(sum(line_amount), 2) from int_transaction_lines_classified")
+    assert total == pytest.approx(9_747_747.93, abs=0.01)
+    cancellation_lines = run.scalar(
+        "select count(*) from int_transaction_lines_classified where invoice_id like 'C%'"
+    )
+    assert cancellation_lines == 9_288
+    assert (
+        run.scalar("select count(*) from int_transaction_lines_classified where is_exact_duplicate")
+        == 5_268
+    )
+
+
+def test_bundled_data_audit_classes(bundled_build: DbtRun) -> None:
+    counts = audit(bundled_build)
+    assert counts["missing_customer"] == 135_080
+    assert counts["kept"] > 380_000
+    assert set(counts) == set(EXPECTED_CLASSES)
+
+
+def test_exploration_marts_are_consistent(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    kept_revenue = run.scalar("select sum(order_value) from int_orders_aggregated")
+    monthly = run.scalar("select sum(revenue) from monthly_activity")
+    by_country = run.scalar("select sum(revenue) from country_summary")
+    assert monthly == pytest.approx(kept_revenue, abs=1.0)
+    assert by_country == pytest.approx(kept_revenue, abs=1.0)
+    n_orders = run.scalar("select count(*) from int_orders_aggregated")
+    for measure in ("order_value", "items_per_order"):
+        binned = run.scalar(
+            f"select sum(n_orders) from order_size_distribution where measure = '{measure}'"
+        )
+        assert binned == n_orders
+    assert run.scalar("select sum(n_orders) from purchase_timing") == n_orders
+    first_month = run.query(
+        "select min(retention_rate), max(retention_rate) from cohort_retention"
+        " where months_since_first_purchase = 0"
+    )
+    assert first_month == [(1.0, 1.0)]
