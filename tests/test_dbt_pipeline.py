@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
@@ -63,6 +64,19 @@ def test_every_line_is_classified_and_counted(tmp_path: Path, dbt_runner) -> Non
     assert sum(audit(run).values()) == len(FIXTURE_LINES)
     orders = run.query("select invoice_id, n_items from int_orders_aggregated order by 1")
     assert orders == [("536365", 12), ("536370", 24), ("536373", 6)]
+    # Two customers with kept orders: features and exactly one RFM segment each.
+    features = run.query(
+        "select customer_id, snapshot_date, recency_days, frequency, monetary"
+        " from customer_features order by 1"
+    )
+    assert features == [
+        (12583, dt.date(2011, 1, 5), 1, 2, 115.5),
+        (17850, dt.date(2011, 1, 5), 35, 1, 35.64),
+    ]
+    assert run.scalar("select count(distinct customer_id) from customer_rfm_segments") == 2
+    # Too few customers and too short a history: warnings, not failures.
+    assert "warn_too_few_customers_for_segmentation" in run.output
+    assert "warn_short_history_for_segmentation" in run.output
 
 
 def test_online_retail_ii_spelling_in_latin1_csv(tmp_path: Path, dbt_runner) -> None:
@@ -86,6 +100,31 @@ def test_file_without_required_columns_fails_with_their_names(tmp_path: Path, db
     assert f"{path}: missing required column(s)" in run.output
     for name in ("InvoiceDate", "CustomerID", "Country"):
         assert name in run.output
+
+
+def test_customer_attributes_join_the_features(tmp_path: Path, dbt_runner) -> None:
+    lines = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
+    attributes = tmp_path / "it's attributes.csv"  # a quote in the path must not break the SQL
+    attributes.write_text("customer_id,age,gender\n12583,34,f\n99999,50,m\n")
+    run = dbt_runner(
+        ["build"],
+        {"raw_transactions_path": str(lines), "customer_attributes_path": str(attributes)},
+    )
+    assert run.returncode == 0, run.output[-5000:]
+    rows = run.query("select customer_id, age, gender from customer_features order by 1")
+    assert rows == [(12583, 34, "f"), (17850, None, None)]
+
+
+def test_customer_attributes_without_key_fail_clearly(tmp_path: Path, dbt_runner) -> None:
+    lines = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
+    attributes = tmp_path / "attributes.csv"
+    attributes.write_text("client,age\n12583,34\n")
+    run = dbt_runner(
+        ["build"],
+        {"raw_transactions_path": str(lines), "customer_attributes_path": str(attributes)},
+    )
+    assert run.returncode != 0
+    assert f"customer_attributes_path {attributes}: no customer_id column" in run.output
 
 
 def test_bundled_data_reproduces_published_figures(bundled_build: DbtRun) -> None:
@@ -133,3 +172,32 @@ def test_exploration_marts_are_consistent(bundled_build: DbtRun) -> None:
         " where months_since_first_purchase = 0"
     )
     assert first_month == [(1.0, 1.0)]
+
+
+def test_bundled_data_customer_features_and_rfm(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    n_customers = run.scalar("select count(*) from customer_features")
+    assert n_customers == run.scalar(
+        "select count(distinct customer_id) from int_orders_aggregated"
+    )
+    assert n_customers == 4_334
+    assert run.scalar("select count(*) from customer_rfm_segments") == n_customers
+    assert run.scalar("select min(snapshot_date) = max(snapshot_date) from customer_features")
+    assert run.scalar("select min(snapshot_date) from customer_features") == dt.date(2011, 12, 10)
+    one_order = run.query(
+        "select count(*), count(mean_days_between_orders) from customer_features"
+        " where frequency = 1"
+    )
+    assert one_order[0][0] > 1_000
+    assert one_order[0][1] == 0
+    # Ties: customers with equal frequency share one f_score.
+    assert (
+        run.scalar(
+            "select max(n) from (select frequency, count(distinct f_score) as n"
+            " from customer_rfm_segments group by frequency)"
+        )
+        == 1
+    )
+    segments = dict(run.query("select rfm_segment, count(*) from customer_rfm_segments group by 1"))
+    assert len(segments) == 10
+    assert sum(segments.values()) == n_customers

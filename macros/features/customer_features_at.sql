@@ -1,0 +1,201 @@
+{#-
+    Customer features as of one or more snapshot dates, in one pass.
+
+    snapshots: the name of a relation or CTE with a column `snapshot_date` (date). For each
+    snapshot, only orders and lines dated before it count, so the same SQL gives today's features
+    (customer_features) and past ones (segment migration). Returns a select with one row per
+    (snapshot_date, customer_id) for customers with at least one kept order before the snapshot.
+    Definitions: the `customer_feature_definitions` docs block.
+-#}
+{% macro customer_features_at(snapshots) %}
+
+    with
+
+    orders as (
+
+        select * from {{ ref('int_orders_aggregated') }}
+
+    ),
+
+    classified_lines as (
+
+        select * from {{ ref('int_transaction_lines_classified') }}
+
+    ),
+
+    snapshot_orders as (
+
+        select
+            snapshot_dates.snapshot_date,
+            orders.*,
+            date_diff(
+                'day',
+                lag(orders.order_date) over (
+                    partition by snapshot_dates.snapshot_date, orders.customer_id
+                    order by orders.ordered_at asc, orders.invoice_id asc
+                ),
+                orders.order_date
+            ) as days_since_previous_order
+
+        from {{ snapshots }} as snapshot_dates
+        inner join orders on snapshot_dates.snapshot_date > orders.order_date
+
+    ),
+
+    snapshot_lines as (
+
+        select
+            snapshot_dates.snapshot_date,
+            classified_lines.customer_id,
+            classified_lines.row_class,
+            classified_lines.stock_code,
+            classified_lines.line_amount
+
+        from {{ snapshots }} as snapshot_dates
+        inner join classified_lines
+            on snapshot_dates.snapshot_date > cast(classified_lines.invoiced_at as date)
+        where
+            classified_lines.row_class = 'kept'
+            -- Returns of products: duplicated cancellation lines and non-product codes
+            -- (postage, discounts, manual adjustments) are not returns.
+            or (
+                classified_lines.row_class = 'cancellation'
+                and not classified_lines.is_non_product
+                and not classified_lines.is_exact_duplicate
+            )
+
+    ),
+
+    order_summary as (
+
+        select
+            snapshot_date,
+            customer_id,
+            min(order_date) as first_order_date,
+            max(order_date) as last_order_date,
+            count(*) as frequency,
+            sum(order_value) as monetary,
+            sum(n_items) as n_items,
+            avg(days_since_previous_order) as mean_days_between_orders,
+            median(days_since_previous_order) as median_days_between_orders,
+            count(*) filter (
+                where order_date >= snapshot_date - interval 90 day
+            ) as n_orders_last_90_days,
+            count(*) filter (where isodow(ordered_at) in (6, 7)) as n_weekend_orders,
+            avg(hour(ordered_at) + minute(ordered_at) / 60) as mean_order_hour
+
+        from snapshot_orders
+        group by snapshot_date, customer_id
+
+    ),
+
+    line_summary as (
+
+        select
+            snapshot_date,
+            customer_id,
+            count(distinct stock_code) filter (where row_class = 'kept') as distinct_products,
+            coalesce(-sum(line_amount) filter (where row_class = 'cancellation'), 0)
+                as returned_value
+
+        from snapshot_lines
+        group by snapshot_date, customer_id
+
+    ),
+
+    country_counts as (
+
+        select
+            snapshot_date,
+            customer_id,
+            coalesce(country, 'Unknown') as country,
+            count(*) as n_orders
+
+        from snapshot_orders
+        group by all
+
+    ),
+
+    main_countries as (
+
+        select
+            snapshot_date,
+            customer_id,
+            country as main_country
+
+        from country_counts
+        qualify row_number() over (
+            partition by snapshot_date, customer_id
+            order by n_orders desc, country asc
+        ) = 1
+
+    ),
+
+    hour_counts as (
+
+        select
+            snapshot_date,
+            customer_id,
+            hour(ordered_at) as order_hour,
+            count(*) as n_orders
+
+        from snapshot_orders
+        group by all
+
+    ),
+
+    preferred_hours as (
+
+        select
+            snapshot_date,
+            customer_id,
+            order_hour as preferred_order_hour
+
+        from hour_counts
+        qualify row_number() over (
+            partition by snapshot_date, customer_id
+            order by n_orders desc, order_hour asc
+        ) = 1
+
+    )
+
+    select
+        order_summary.customer_id,
+        order_summary.snapshot_date,
+        order_summary.first_order_date,
+        order_summary.last_order_date,
+        date_diff('day', order_summary.last_order_date, order_summary.snapshot_date)
+            as recency_days,
+        order_summary.frequency,
+        round(order_summary.monetary, 2) as monetary,
+        date_diff('day', order_summary.first_order_date, order_summary.snapshot_date)
+            as tenure_days,
+        round(order_summary.monetary / order_summary.frequency, 2) as average_order_value,
+        order_summary.n_items / order_summary.frequency as average_items_per_order,
+        line_summary.distinct_products,
+        order_summary.mean_days_between_orders,
+        order_summary.median_days_between_orders,
+        round(line_summary.returned_value, 2) as returned_value,
+        line_summary.returned_value / order_summary.monetary as return_rate,
+        order_summary.n_orders_last_90_days / order_summary.frequency
+            as share_of_orders_last_90_days,
+        order_summary.n_weekend_orders / order_summary.frequency as weekend_share_of_orders,
+        order_summary.mean_order_hour,
+        preferred_hours.preferred_order_hour,
+        main_countries.main_country
+
+    from order_summary
+    inner join line_summary
+        on
+            order_summary.snapshot_date = line_summary.snapshot_date
+            and order_summary.customer_id = line_summary.customer_id
+    inner join main_countries
+        on
+            order_summary.snapshot_date = main_countries.snapshot_date
+            and order_summary.customer_id = main_countries.customer_id
+    inner join preferred_hours
+        on
+            order_summary.snapshot_date = preferred_hours.snapshot_date
+            and order_summary.customer_id = preferred_hours.customer_id
+
+{% endmacro %}

@@ -1,0 +1,8 @@
+-- Under 90 days of order history, recency and frequency say little: warn, do not fail.
+{{ config(severity='warn') }}
+
+select
+    min(order_date) as first_order_date,
+    max(order_date) as last_order_date
+from {{ ref('int_orders_aggregated') }}
+having date_diff('day', min(order_date), max(order_date)) < 90
