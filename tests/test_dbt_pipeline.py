@@ -28,6 +28,9 @@ FIXTURE_LINES = [
     ("536372", "22140", "FREE", 2, "2010-12-04 09:00", 0.0, 12583, "France"),  # non_pos price
     ("536373", "21730", "LANTERN", 6, "2011-01-04 09:09", 4.25, 12583, "France"),  # kept
 ]
+# Three customers cannot be clustered (that is tested on its own); these builds stop before ml.
+WITHOUT_CLUSTERING = ["build", "--exclude", "models/ml+"]
+
 EXPECTED_CLASSES = {
     "missing_customer": 2,
     "adjustment": 1,
@@ -58,7 +61,7 @@ def audit(run: DbtRun) -> dict[str, int]:
 
 def test_every_line_is_classified_and_counted(tmp_path: Path, dbt_runner) -> None:
     path = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
-    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    run = dbt_runner(WITHOUT_CLUSTERING, {"raw_transactions_path": str(path)})
     assert run.returncode == 0, run.output[-5000:]
     assert audit(run) == EXPECTED_CLASSES
     assert sum(audit(run).values()) == len(FIXTURE_LINES)
@@ -84,7 +87,7 @@ def test_online_retail_ii_spelling_in_latin1_csv(tmp_path: Path, dbt_runner) -> 
     columns += ["Customer ID", "Country"]
     lines = [(*line[:2], "CAFÉ " + line[2], *line[3:]) for line in FIXTURE_LINES]
     path = write_fixture(tmp_path / "lines ii.csv", columns, lines)
-    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    run = dbt_runner(WITHOUT_CLUSTERING, {"raw_transactions_path": str(path)})
     assert run.returncode == 0, run.output[-5000:]
     assert audit(run) == EXPECTED_CLASSES
     descriptions = run.query("select distinct product_description from product_sales")
@@ -95,7 +98,7 @@ def test_file_without_required_columns_fails_with_their_names(tmp_path: Path, db
     columns = ["InvoiceNo", "StockCode", "Description", "Quantity", "When", "UnitPrice", "Cust"]
     lines = [line[:7] for line in FIXTURE_LINES]
     path = write_fixture(tmp_path / "odd.csv", columns, lines)
-    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    run = dbt_runner(WITHOUT_CLUSTERING, {"raw_transactions_path": str(path)})
     assert run.returncode != 0
     assert f"{path}: missing required column(s)" in run.output
     for name in ("InvoiceDate", "CustomerID", "Country"):
@@ -107,7 +110,7 @@ def test_customer_attributes_join_the_features(tmp_path: Path, dbt_runner) -> No
     attributes = tmp_path / "it's attributes.csv"  # a quote in the path must not break the SQL
     attributes.write_text("customer_id,age,gender\n12583,34,f\n99999,50,m\n")
     run = dbt_runner(
-        ["build"],
+        WITHOUT_CLUSTERING,
         {"raw_transactions_path": str(lines), "customer_attributes_path": str(attributes)},
     )
     assert run.returncode == 0, run.output[-5000:]
@@ -120,7 +123,7 @@ def test_customer_attributes_without_key_fail_clearly(tmp_path: Path, dbt_runner
     attributes = tmp_path / "attributes.csv"
     attributes.write_text("client,age\n12583,34\n")
     run = dbt_runner(
-        ["build"],
+        WITHOUT_CLUSTERING,
         {"raw_transactions_path": str(lines), "customer_attributes_path": str(attributes)},
     )
     assert run.returncode != 0
@@ -201,3 +204,35 @@ def test_bundled_data_customer_features_and_rfm(bundled_build: DbtRun) -> None:
     segments = dict(run.query("select rfm_segment, count(*) from customer_rfm_segments group by 1"))
     assert len(segments) == 10
     assert sum(segments.values()) == n_customers
+
+
+def test_bundled_data_clustering(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    n_customers = run.scalar("select count(*) from customer_features")
+    assert run.scalar("select count(*) from customer_clusters") == n_customers
+    assert run.scalar("select count(*) from customer_features_scaled") == n_customers
+    k = run.scalar(
+        "select k from cluster_model_selection where is_selected and algorithm = 'kmeans'"
+    )
+    assert 2 <= k <= 10
+    assert run.scalar("select count(distinct cluster_id) from customer_clusters") == k
+    assert run.scalar("select count(distinct hierarchical_cluster_id) from customer_clusters") == k
+    assert run.scalar("select count(*) from cluster_model_selection") == 18
+    reason = run.scalar("select any_value(selection_reason) from cluster_model_selection")
+    assert reason.startswith(f"k={k}")
+    # Cluster 1 has the highest monetary centroid.
+    monetary = run.query(
+        "select center_scaled from cluster_centroids where feature = 'monetary' order by cluster_id"
+    )
+    assert [m[0] for m in monetary] == sorted((m[0] for m in monetary), reverse=True)
+    assert run.scalar("select count(*) from hierarchy_linkage") == n_customers - 1
+    assert run.scalar("select count(*) from customer_silhouettes") == n_customers
+    # Progress lines from the Python models reach the dbt log.
+    assert "[cluster_model_selection] k-means for k=2..10" in run.output
+
+
+def test_too_few_customers_to_cluster_fail_with_a_clear_message(tmp_path: Path, dbt_runner) -> None:
+    path = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode != 0
+    assert "2 customer(s) are too few to evaluate k=2 (need at least 3)" in run.output

@@ -1,0 +1,347 @@
+"""k-means and Ward clustering, cluster numbering, and the metrics used to choose k.
+
+All functions take the scaled feature matrix (one row per customer, rows ordered by customer
+id) and are deterministic for a given ``random_state``. Fits that several dbt models need (the
+k-means at the chosen k, the Ward tree) are memoised in-process, so one ``dbt build`` fits
+each only once; the results do not depend on the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, TypeVar
+
+import numpy as np
+from scipy.cluster.hierarchy import cut_tree, linkage
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_samples,
+)
+
+T = TypeVar("T")
+_CACHE: dict[tuple[Any, ...], Any] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX_ENTRIES = 64
+_CHUNK_ROWS = 200_000
+
+
+class ClusteringError(ValueError):
+    """The data cannot be clustered as asked (too few customers, too few distinct points)."""
+
+
+def matrix_fingerprint(matrix: np.ndarray) -> str:
+    """A hash of the matrix's shape and bytes, the cache key for fits on it."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(matrix.shape).encode())
+    digest.update(np.ascontiguousarray(matrix, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def _memoised(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    value = compute()
+    with _CACHE_LOCK:
+        if len(_CACHE) >= _CACHE_MAX_ENTRIES:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = value
+    return value
+
+
+def check_can_cluster(n_customers: int, k: int) -> None:
+    """Raise a clear error when there are too few customers for k clusters."""
+    if n_customers < k:
+        raise ClusteringError(
+            f"{n_customers} customer(s) cannot form {k} clusters; "
+            "lower n_clusters / k_max or add data"
+        )
+
+
+@dataclass(frozen=True)
+class KMeansFit:
+    """A fitted k-means: centres (k x features), 0-based labels and inertia."""
+
+    centers: np.ndarray
+    labels: np.ndarray
+    inertia: float
+
+
+def fit_kmeans(matrix: np.ndarray, k: int, random_state: int, n_init: int) -> KMeansFit:
+    """k-means++ with ``n_init`` restarts.
+
+    Raises:
+        ClusteringError: fewer customers, or fewer distinct points, than k.
+
+    """
+    check_can_cluster(len(matrix), k)
+
+    def compute() -> KMeansFit:
+        model = KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=random_state)
+        labels = model.fit_predict(matrix)
+        found = len(np.unique(labels))
+        if found < k:
+            raise ClusteringError(
+                f"k-means found only {found} distinct cluster(s) for k={k}: the customers "
+                f"have fewer than {k} distinct feature vectors"
+            )
+        return KMeansFit(model.cluster_centers_, labels, float(model.inertia_))
+
+    return _memoised(("kmeans", matrix_fingerprint(matrix), k, random_state, n_init), compute)
+
+
+def cluster_order(centers: np.ndarray, order_index: int) -> np.ndarray:
+    """New 1-based id for each old label: descending centroid of the order feature.
+
+    Ties are broken by the other features' centroids, descending, left to right, so the
+    numbering never depends on sklearn's arbitrary label order.
+    """
+    keys = [-centers[:, order_index]] + [
+        -centers[:, j] for j in range(centers.shape[1]) if j != order_index
+    ]
+    ranked = np.lexsort(keys[::-1])  # lexsort sorts by the last key first
+    new_ids = np.empty(len(centers), dtype=np.int64)
+    new_ids[ranked] = np.arange(1, len(centers) + 1)
+    return new_ids
+
+
+def cluster_means(matrix: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each cluster (labels 0..k-1)."""
+    counts = np.bincount(labels, minlength=k).astype(float)
+    sums = np.zeros((k, matrix.shape[1]))
+    np.add.at(sums, labels, matrix)
+    return sums / counts[:, None]
+
+
+def nearest_centroid(matrix: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centre for each row (ties: the lowest index) and the distance."""
+    labels = np.empty(len(matrix), dtype=np.int64)
+    distances = np.empty(len(matrix))
+    for start in range(0, len(matrix), _CHUNK_ROWS):
+        chunk = matrix[start : start + _CHUNK_ROWS]
+        squared = ((chunk[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        best = squared.argmin(axis=1)
+        labels[start : start + len(chunk)] = best
+        distances[start : start + len(chunk)] = np.sqrt(squared[np.arange(len(chunk)), best])
+    return labels, distances
+
+
+def within_cluster_sum_of_squares(matrix: np.ndarray, labels: np.ndarray) -> float:
+    """Inertia of any partition: squared distances of rows to their cluster mean."""
+    k = int(labels.max()) + 1
+    means = cluster_means(matrix, labels, k)
+    return float(((matrix - means[labels]) ** 2).sum())
+
+
+def weighted_ward_linkage(centers: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Ward linkage of weighted points (e.g. micro-cluster means weighted by their sizes).
+
+    scipy and scikit-learn have no weighted Ward, hence this Lance-Williams implementation.
+    Distances follow scipy's convention, so with unit weights the result equals
+    ``scipy.cluster.hierarchy.linkage(centers, "ward")``: the merge height of clusters A and B
+    is ``sqrt(2 |A| |B| / (|A| + |B|)) * ||mean(A) - mean(B)||``, with |A| the total weight.
+    The fourth column counts leaves (points), as scipy requires. O(m^2) memory, O(m^3) time:
+    meant for a few thousand points.
+    """
+    m = len(centers)
+    if m < 2:
+        raise ClusteringError("Ward linkage needs at least 2 points")
+    sizes = weights.astype(float).copy()
+    diff = centers[:, None, :] - centers[None, :, :]
+    squared = (diff**2).sum(axis=2)
+    ward = 2 * np.outer(sizes, sizes) / (sizes[:, None] + sizes[None, :]) * squared
+    np.fill_diagonal(ward, np.inf)
+    ids = np.arange(m)
+    leaves = np.ones(m, dtype=np.int64)
+    active = np.ones(m, dtype=bool)
+    result = np.empty((m - 1, 4))
+    for step in range(m - 1):
+        flat = int(np.argmin(ward))
+        i, j = divmod(flat, m)
+        if i > j:
+            i, j = j, i
+        height2 = ward[i, j]
+        size_i, size_j = sizes[i], sizes[j]
+        result[step] = [
+            min(ids[i], ids[j]),
+            max(ids[i], ids[j]),
+            np.sqrt(height2),
+            leaves[i] + leaves[j],
+        ]
+        others = active.copy()
+        others[[i, j]] = False
+        size_k = sizes[others]
+        updated = (
+            (size_i + size_k) * ward[i, others]
+            + (size_j + size_k) * ward[j, others]
+            - size_k * height2
+        ) / (size_i + size_j + size_k)
+        ward[i, others] = updated
+        ward[others, i] = updated
+        ward[j, :] = np.inf
+        ward[:, j] = np.inf
+        active[j] = False
+        sizes[i] = size_i + size_j
+        leaves[i] += leaves[j]
+        ids[i] = m + step
+    return result
+
+
+@dataclass(frozen=True)
+class WardTree:
+    """A Ward hierarchy over leaves: customers (exact) or k-means micro-clusters."""
+
+    linkage: np.ndarray  # scipy format: child a, child b, height, size
+    leaf_of_row: np.ndarray  # leaf index of every customer
+    leaf_sizes: np.ndarray
+    method: str  # "exact" or "micro_clusters"
+
+    def node_customers(self) -> np.ndarray:
+        """Customers under each merge node, in merge order."""
+        n_leaves = len(self.leaf_sizes)
+        customers = np.concatenate([self.leaf_sizes, np.zeros(len(self.linkage), np.int64)])
+        for step, (left, right) in enumerate(self.linkage[:, :2].astype(np.int64)):
+            customers[n_leaves + step] = customers[left] + customers[right]
+        return customers[n_leaves:]
+
+    def labels(self, k: int) -> np.ndarray:
+        """0-based cluster of every customer when the tree is cut into k clusters."""
+        return self.labels_for([k])[k]
+
+    def labels_for(self, ks: Sequence[int]) -> dict[int, np.ndarray]:
+        """Cuts at several k in one pass over the tree (cut_tree is costly per call)."""
+        for k in ks:
+            check_can_cluster(len(self.leaf_sizes), k)
+        leaf_labels = cut_tree(self.linkage, n_clusters=list(ks))
+        return {k: leaf_labels[self.leaf_of_row, i] for i, k in enumerate(ks)}
+
+
+def fit_ward(
+    matrix: np.ndarray, exact_max_rows: int, n_micro_clusters: int, random_state: int
+) -> WardTree:
+    """Ward clustering; exact up to ``exact_max_rows`` rows, else on micro-clusters.
+
+    Exact Ward is O(n^2) in memory and time. Above the threshold, ``n_micro_clusters``
+    k-means centres are fitted on a seeded sample of at most 50 rows per centre, every row is
+    assigned to its nearest centre, and Ward runs on the micro-cluster means weighted by their
+    sizes; each customer then takes its micro-cluster's cluster.
+    """
+
+    def compute() -> WardTree:
+        n = len(matrix)
+        if n < 2:
+            raise ClusteringError(f"{n} customer(s) cannot be clustered")
+        if n <= exact_max_rows:
+            return WardTree(
+                linkage(matrix, method="ward"), np.arange(n), np.ones(n, dtype=np.int64), "exact"
+            )
+        n_micro = min(n_micro_clusters, n)
+        sample = sample_rows(n, 50 * n_micro, random_state)
+        micro = KMeans(n_clusters=n_micro, n_init=1, max_iter=100, random_state=random_state)
+        micro.fit(matrix[sample])
+        leaf_of_row, _ = nearest_centroid(matrix, micro.cluster_centers_)
+        used, leaf_of_row = np.unique(leaf_of_row, return_inverse=True)
+        sizes = np.bincount(leaf_of_row)
+        means = cluster_means(matrix, leaf_of_row, len(used))
+        return WardTree(weighted_ward_linkage(means, sizes), leaf_of_row, sizes, "micro_clusters")
+
+    key = ("ward", matrix_fingerprint(matrix), exact_max_rows, n_micro_clusters, random_state)
+    return _memoised(key, compute)
+
+
+def sample_rows(n: int, size: int, random_state: int) -> np.ndarray:
+    """A fixed, seeded sample of row indices (all rows when n <= size), sorted."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
+
+
+def partition_metrics(
+    matrix: np.ndarray, labels: np.ndarray, sample: np.ndarray
+) -> dict[str, float]:
+    """Inertia, silhouette (on the sample), Calinski-Harabasz and Davies-Bouldin."""
+    metrics = {
+        "inertia": within_cluster_sum_of_squares(matrix, labels),
+        "calinski_harabasz": float(calinski_harabasz_score(matrix, labels)),
+        "davies_bouldin": float(davies_bouldin_score(matrix, labels)),
+        "silhouette": float("nan"),
+    }
+    sampled = labels[sample]
+    if 2 <= len(np.unique(sampled)) <= len(sample) - 1:
+        metrics["silhouette"] = float(silhouette_samples(matrix[sample], sampled).mean())
+    return metrics
+
+
+def mean_pairwise_ari(labelings: Sequence[np.ndarray]) -> float:
+    """Mean adjusted Rand index over all pairs of labelings of the same rows."""
+    scores = [adjusted_rand_score(a, b) for a, b in combinations(labelings, 2)]
+    return float(np.mean(scores))
+
+
+def bootstrap_samples(n: int, size: int, runs: int, random_state: int) -> list[np.ndarray]:
+    """``runs`` seeded bootstrap samples (with replacement) of min(n, size) rows."""
+    rng = np.random.default_rng(random_state + 1)
+    return [rng.integers(0, n, size=min(n, size)) for _ in range(runs)]
+
+
+def kmeans_stability(
+    matrix: np.ndarray,
+    k: int,
+    bootstraps: Sequence[np.ndarray],
+    evaluation: np.ndarray,
+    random_state: int,
+    n_init: int,
+) -> float:
+    """Mean pairwise ARI of k-means refitted on bootstrap samples, compared on one sample."""
+    labelings = []
+    for run, rows in enumerate(bootstraps):
+        model = KMeans(n_clusters=k, n_init=n_init, random_state=random_state + run + 1)
+        with warnings.catch_warnings():
+            # Bootstrap samples repeat rows by design; a small one may hold fewer than k points.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(matrix[rows])
+        labelings.append(model.predict(matrix[evaluation]))
+    return mean_pairwise_ari(labelings)
+
+
+def ward_stability(
+    matrix: np.ndarray,
+    ks: Sequence[int],
+    bootstraps: Sequence[np.ndarray],
+    evaluation: np.ndarray,
+    exact_max_rows: int,
+    n_micro_clusters: int,
+    random_state: int,
+) -> dict[int, float]:
+    """Mean pairwise ARI of Ward refitted on bootstrap samples, for each k.
+
+    Each refit's clusters are extended to the evaluation rows by nearest cluster mean.
+    """
+    per_k: dict[int, list[np.ndarray]] = {k: [] for k in ks}
+    for rows in bootstraps:
+        sample = matrix[rows]
+        tree = fit_ward(sample, exact_max_rows, n_micro_clusters, random_state)
+        for k, labels in tree.labels_for(ks).items():
+            means = cluster_means(sample, labels, k)
+            per_k[k].append(nearest_centroid(matrix[evaluation], means)[0])
+    return {k: mean_pairwise_ari(labelings) for k, labelings in per_k.items()}
+
+
+def pca_coordinates(matrix: np.ndarray, random_state: int) -> np.ndarray:
+    """First two principal components of the scaled matrix (for the scatter chart)."""
+    components = min(2, matrix.shape[1], len(matrix))
+    coordinates = PCA(n_components=components, svd_solver="full", random_state=random_state)
+    projected = coordinates.fit_transform(matrix)
+    if projected.shape[1] < 2:
+        projected = np.column_stack([projected, np.zeros((len(matrix), 2 - projected.shape[1]))])
+    return projected

@@ -1,0 +1,158 @@
+"""Clustering settings: dbt vars, passed to the Python models as the ``clustering`` config dict.
+
+Every value is validated here so that a bad var fails with a message naming the var and the
+value, before any work is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Scaler = Literal["standard", "robust"]
+
+
+class ConfigError(ValueError):
+    """A clustering var has a value the pipeline cannot use."""
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    """Validated clustering settings (names match the dbt vars)."""
+
+    clustering_features: tuple[str, ...]
+    log_transformed_features: tuple[str, ...]
+    winsorize_quantiles: tuple[float, float]
+    scaler: Scaler
+    k_min: int
+    k_max: int
+    n_clusters: int | None  # None: choose k automatically
+    random_state: int
+    kmeans_n_init: int
+    silhouette_sample_size: int
+    stability_runs: int
+    stability_sample_size: int
+    stability_threshold: float
+    exact_ward_max_customers: int
+    ward_micro_clusters: int
+    cluster_order_feature: str
+
+    @property
+    def order_feature_index(self) -> int:
+        """Column index of the feature that numbers clusters (descending centroid)."""
+        return self.clustering_features.index(self.cluster_order_feature)
+
+
+def _int(values: Mapping[str, Any], name: str, minimum: int) -> int:
+    value = values.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"var {name}: expected a whole number >= {minimum}, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(
+            f"var {name}: expected a whole number >= {minimum}, got {value!r}"
+        ) from None
+    if number < minimum:
+        raise ConfigError(f"var {name}: expected a whole number >= {minimum}, got {number}")
+    return number
+
+
+def _float(values: Mapping[str, Any], name: str, low: float, high: float) -> float:
+    value = values.get(name)
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"var {name}: expected a number in [{low}, {high}], got {value!r}"
+        ) from None
+    if not low <= number <= high:
+        raise ConfigError(f"var {name}: expected a number in [{low}, {high}], got {number}")
+    return number
+
+
+def _names(values: Mapping[str, Any], name: str, allow_empty: bool) -> tuple[str, ...]:
+    value = values.get(name)
+    if value is None and allow_empty:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(f"var {name}: expected a list of column names, got {value!r}")
+    names = tuple(str(v) for v in value)
+    if not names and not allow_empty:
+        raise ConfigError(f"var {name}: the list is empty")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"var {name}: a column is listed twice in {list(names)}")
+    return names
+
+
+def parse_config(values: Mapping[str, Any]) -> ClusteringConfig:
+    """Validate the clustering vars.
+
+    Raises:
+        ConfigError: naming the var and the value at fault.
+
+    """
+    features = _names(values, "clustering_features", allow_empty=False)
+    log_features = _names(values, "log_transformed_features", allow_empty=True)
+    unknown = [f for f in log_features if f not in features]
+    if unknown:
+        raise ConfigError(
+            f"var log_transformed_features: {unknown} not in clustering_features {list(features)}"
+        )
+
+    quantiles = values.get("winsorize_quantiles")
+    if not isinstance(quantiles, Sequence) or isinstance(quantiles, str) or len(quantiles) != 2:
+        raise ConfigError(f"var winsorize_quantiles: expected [low, high], got {quantiles!r}")
+    low, high = (float(q) for q in quantiles)
+    if not 0 <= low < high <= 1:
+        raise ConfigError(
+            f"var winsorize_quantiles: expected 0 <= low < high <= 1, got [{low}, {high}]"
+        )
+
+    scaler = values.get("scaler")
+    if scaler not in ("standard", "robust"):
+        raise ConfigError(f"var scaler: expected 'standard' or 'robust', got {scaler!r}")
+
+    k_min = _int(values, "k_min", 2)
+    k_max = _int(values, "k_max", 2)
+    if k_max < k_min:
+        raise ConfigError(f"vars k_min/k_max: k_min ({k_min}) is greater than k_max ({k_max})")
+    raw_n = values.get("n_clusters")
+    n_clusters: int | None
+    if raw_n is None or (isinstance(raw_n, str) and raw_n.strip().lower() == "auto"):
+        n_clusters = None
+    else:
+        n_clusters = _int(values, "n_clusters", 2)
+        if not k_min <= n_clusters <= k_max:
+            raise ConfigError(
+                f"var n_clusters: {n_clusters} is outside k_min..k_max ({k_min}..{k_max}); "
+                "widen the range so the chosen k is evaluated too"
+            )
+
+    order_feature = values.get("cluster_order_feature") or (
+        "monetary" if "monetary" in features else features[0]
+    )
+    if order_feature not in features:
+        raise ConfigError(
+            f"var cluster_order_feature: {order_feature!r} not in clustering_features"
+        )
+
+    return ClusteringConfig(
+        clustering_features=features,
+        log_transformed_features=log_features,
+        winsorize_quantiles=(low, high),
+        scaler=scaler,
+        k_min=k_min,
+        k_max=k_max,
+        n_clusters=n_clusters,
+        random_state=_int(values, "random_state", 0),
+        kmeans_n_init=_int(values, "kmeans_n_init", 10),
+        silhouette_sample_size=_int(values, "silhouette_sample_size", 100),
+        stability_runs=_int(values, "stability_runs", 5),
+        stability_sample_size=_int(values, "stability_sample_size", 100),
+        stability_threshold=_float(values, "stability_threshold", 0.0, 1.0),
+        exact_ward_max_customers=_int(values, "exact_ward_max_customers", 2),
+        ward_micro_clusters=_int(values, "ward_micro_clusters", 2),
+        cluster_order_feature=str(order_feature),
+    )

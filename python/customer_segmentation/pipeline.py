@@ -1,0 +1,214 @@
+"""What each dbt Python model in models/ml does, as functions of DuckDB relations.
+
+A dbt Python model only calls one of these with ``dbt.ref(...)`` relations and the
+``clustering`` config; the work is in the typed functions of ``scaling``, ``clustering`` and
+``selection``. Inputs are read as Arrow, ordered by customer id, because DuckDB's group-by
+order varies and the labels would vary with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from customer_segmentation.clustering import (
+    cluster_means,
+    cluster_order,
+    fit_kmeans,
+    fit_ward,
+    nearest_centroid,
+    pca_coordinates,
+    sample_rows,
+)
+from customer_segmentation.config import ClusteringConfig, parse_config
+from customer_segmentation.scaling import (
+    fit_scaler,
+    invert_scaling,
+    parameters_from_table,
+    parameters_table,
+)
+from customer_segmentation.selection import evaluated_range, model_selection
+from customer_segmentation.timing import stage
+
+
+class Relation(Protocol):
+    """The part of a DuckDB relation these functions use."""
+
+    def order(self, expr: str) -> Relation: ...  # noqa: D102
+
+    def filter(self, expr: str) -> Relation: ...  # noqa: D102
+
+    def to_arrow_table(self) -> pa.Table: ...  # noqa: D102
+
+
+def read_matrix(relation: Relation, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Customer ids and the feature matrix, ordered by customer id.
+
+    Raises:
+        ValueError: a clustering feature is not a column of the relation.
+
+    """
+    table = relation.order("customer_id").to_arrow_table()
+    missing = [f for f in features if f not in table.column_names]
+    if missing:
+        raise ValueError(
+            f"clustering_features {missing} are not columns of customer_features "
+            f"(available: {', '.join(table.column_names)})"
+        )
+    ids = table["customer_id"].to_numpy()
+    columns = [table[f].cast(pa.float64()).to_numpy(zero_copy_only=False) for f in features]
+    matrix = np.column_stack(columns) if columns else np.empty((len(ids), 0))
+    return ids, matrix
+
+
+def selected_k(selection: Relation) -> int:
+    """The k marked is_selected in cluster_model_selection."""
+    rows = selection.filter("is_selected and algorithm = 'kmeans'").to_arrow_table()
+    if rows.num_rows != 1:
+        raise ValueError(f"cluster_model_selection has {rows.num_rows} selected k-means rows")
+    return int(rows["k"][0].as_py())
+
+
+def scaler_parameters(features: Relation, settings: Mapping[str, Any]) -> pa.Table:
+    """Model scaler_parameters: fit the scaling on customer_features."""
+    config = parse_config(settings)
+    with stage("scaler_parameters", "fit scaling"):
+        _, matrix = read_matrix(features, config.clustering_features)
+        evaluated_range(config, len(matrix))  # too few customers: say so before anything else
+        fitted = fit_scaler(
+            matrix,
+            config.clustering_features,
+            config.log_transformed_features,
+            config.winsorize_quantiles,
+            config.scaler,
+        )
+    return parameters_table(fitted)
+
+
+def cluster_model_selection(scaled: Relation, settings: Mapping[str, Any]) -> pa.Table:
+    """Model cluster_model_selection: metrics for every algorithm and k, and the choice."""
+    config = parse_config(settings)
+    _, matrix = read_matrix(scaled, config.clustering_features)
+    rows, _ = model_selection(matrix, config)
+    return pa.Table.from_pylist(rows)
+
+
+def _final_kmeans(matrix: np.ndarray, config: ClusteringConfig, k: int) -> np.ndarray:
+    """Centres of the final k-means, ordered so row i is cluster_id i + 1."""
+    fit = fit_kmeans(matrix, k, config.random_state, config.kmeans_n_init)
+    new_ids = cluster_order(fit.centers, config.order_feature_index)
+    return fit.centers[np.argsort(new_ids)]
+
+
+def cluster_centroids(
+    scaled: Relation, selection: Relation, scaler: Relation, settings: Mapping[str, Any]
+) -> pa.Table:
+    """Model cluster_centroids: the final k-means, one row per cluster and feature."""
+    config = parse_config(settings)
+    k = selected_k(selection)
+    with stage("cluster_centroids", f"final k-means, k={k}"):
+        _, matrix = read_matrix(scaled, config.clustering_features)
+        centers = _final_kmeans(matrix, config, k)
+    parameters = parameters_from_table(scaler.to_arrow_table())
+    original = invert_scaling(centers, parameters)
+    labels, _ = nearest_centroid(matrix, centers)
+    sizes = np.bincount(labels, minlength=k)
+    rows = [
+        {
+            "cluster_id": cluster + 1,
+            "feature": feature,
+            "feature_order": j + 1,
+            "center_scaled": float(centers[cluster, j]),
+            "center_original": float(original[cluster, j]),
+            "n_customers": int(sizes[cluster]),
+        }
+        for cluster in range(k)
+        for j, feature in enumerate(config.clustering_features)
+    ]
+    return pa.Table.from_pylist(rows)
+
+
+def _centroid_matrix(centroids: pa.Table, features: Sequence[str]) -> np.ndarray:
+    k = max(centroids["cluster_id"].to_pylist())
+    centers = np.empty((k, len(features)))
+    position = {f: j for j, f in enumerate(features)}
+    for row in centroids.to_pylist():
+        centers[row["cluster_id"] - 1, position[row["feature"]]] = row["center_scaled"]
+    return centers
+
+
+def customer_clusters(
+    scaled: Relation, centroids: Relation, selection: Relation, settings: Mapping[str, Any]
+) -> pa.Table:
+    """Model customer_clusters: k-means and Ward cluster, distance and PCA per customer."""
+    config = parse_config(settings)
+    k = selected_k(selection)
+    ids, matrix = read_matrix(scaled, config.clustering_features)
+    centers = _centroid_matrix(centroids.to_arrow_table(), config.clustering_features)
+    with stage("customer_clusters", "assign to nearest centroid"):
+        labels, distances = nearest_centroid(matrix, centers)
+    with stage("customer_clusters", f"Ward cut at k={k}"):
+        tree = fit_ward(
+            matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
+        )
+        ward_labels = tree.labels(k)
+        ward_ids = cluster_order(cluster_means(matrix, ward_labels, k), config.order_feature_index)
+    with stage("customer_clusters", "PCA"):
+        coordinates = pca_coordinates(matrix, config.random_state)
+    return pa.table(
+        {
+            "customer_id": ids,
+            "cluster_id": (labels + 1).astype(np.int64),
+            "hierarchical_cluster_id": ward_ids[ward_labels],
+            "distance_to_centroid": distances,
+            "pca_1": coordinates[:, 0],
+            "pca_2": coordinates[:, 1],
+        }
+    )
+
+
+def hierarchy_linkage(scaled: Relation, settings: Mapping[str, Any]) -> pa.Table:
+    """Model hierarchy_linkage: the Ward merges, enough to draw a dendrogram."""
+    config = parse_config(settings)
+    _, matrix = read_matrix(scaled, config.clustering_features)
+    with stage("hierarchy_linkage", "Ward tree"):
+        tree = fit_ward(
+            matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
+        )
+    z = tree.linkage
+    n_leaves = len(tree.leaf_sizes)
+    return pa.table(
+        {
+            "merge_order": np.arange(1, len(z) + 1, dtype=np.int64),
+            "node_id": np.arange(n_leaves, n_leaves + len(z), dtype=np.int64),
+            "left_child": z[:, 0].astype(np.int64),
+            "right_child": z[:, 1].astype(np.int64),
+            "distance": z[:, 2],
+            "n_customers": tree.node_customers(),
+            "n_leaves": np.full(len(z), n_leaves, dtype=np.int64),
+            "method": [tree.method] * len(z),
+        }
+    )
+
+
+def customer_silhouettes(
+    scaled: Relation, clusters: Relation, settings: Mapping[str, Any]
+) -> pa.Table:
+    """Model customer_silhouettes: per-customer silhouette on the fixed seeded sample."""
+    from sklearn.metrics import silhouette_samples
+
+    config = parse_config(settings)
+    ids, matrix = read_matrix(scaled, config.clustering_features)
+    labelled = clusters.order("customer_id").to_arrow_table()
+    if not np.array_equal(labelled["customer_id"].to_numpy(), ids):
+        raise ValueError("customer_clusters and customer_features_scaled hold different customers")
+    labels = labelled["cluster_id"].to_numpy()
+    sample = sample_rows(len(ids), config.silhouette_sample_size, config.random_state)
+    with stage("customer_silhouettes", f"silhouette of {len(sample)} customers"):
+        values = silhouette_samples(matrix[sample], labels[sample])
+    return pa.table(
+        {"customer_id": ids[sample], "cluster_id": labels[sample], "silhouette": values}
+    )

@@ -1,0 +1,132 @@
+"""Feature scaling: optional log1p, winsorising at quantiles, then standard or robust scaling.
+
+The fitted parameters are stored as a table (``scaler_parameters``) and applied in SQL
+(macro ``scale_features``), so Python fits and SQL scores with the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from customer_segmentation.config import Scaler
+
+
+class ScalingError(ValueError):
+    """A feature cannot be scaled (missing values, out of the transform's domain, no spread)."""
+
+
+@dataclass(frozen=True)
+class FeatureScaling:
+    """How one feature is scaled: ``(clip(transform(x), lower, upper) - center) / scale``."""
+
+    feature: str
+    feature_order: int
+    transform: str  # "log1p" or "none"
+    clip_lower: float
+    clip_upper: float
+    center: float
+    scale: float
+
+
+def _transform(values: np.ndarray, transform: str) -> np.ndarray:
+    return np.log1p(values) if transform == "log1p" else values
+
+
+def fit_scaler(
+    matrix: np.ndarray,
+    features: Sequence[str],
+    log_features: Sequence[str],
+    quantiles: tuple[float, float],
+    scaler: Scaler,
+) -> list[FeatureScaling]:
+    """Fit per-feature scaling on the columns of ``matrix`` (one row per customer).
+
+    Raises:
+        ScalingError: a feature has missing values, negative values <= -1 under log1p, or no
+            spread left after winsorising (the message names the feature and the value).
+
+    """
+    if matrix.ndim != 2 or matrix.shape[1] != len(features):
+        raise ScalingError(f"expected {len(features)} feature columns, got shape {matrix.shape}")
+    if matrix.shape[0] == 0:
+        raise ScalingError("no customers to scale: customer_features is empty")
+    fitted = []
+    for index, feature in enumerate(features):
+        column = matrix[:, index].astype(float)
+        missing = int(np.isnan(column).sum())
+        if missing:
+            raise ScalingError(
+                f"feature {feature}: {missing} customer(s) have no value; "
+                "choose clustering_features without missing values"
+            )
+        transform = "log1p" if feature in log_features else "none"
+        if transform == "log1p" and (column <= -1).any():
+            raise ScalingError(
+                f"feature {feature}: log1p needs values > -1, found {column.min()}; "
+                "remove it from log_transformed_features"
+            )
+        transformed = _transform(column, transform)
+        lower, upper = np.quantile(transformed, quantiles)
+        clipped = np.clip(transformed, lower, upper)
+        if scaler == "standard":
+            center, scale = float(clipped.mean()), float(clipped.std())
+        else:
+            q25, median, q75 = np.quantile(clipped, [0.25, 0.5, 0.75])
+            center, scale = float(median), float(q75 - q25)
+        if not scale > 1e-12:
+            spread = "standard deviation" if scaler == "standard" else "interquartile range"
+            shown = (
+                f"{feature} = {center:g}"
+                if transform == "none"
+                else f"log1p({feature}) = {center:g}"
+            )
+            raise ScalingError(
+                f"feature {feature}: {spread} is 0 after winsorising (every customer has "
+                f"{shown}); drop it from clustering_features"
+                + (" or use scaler: standard" if scaler == "robust" else "")
+            )
+        fitted.append(
+            FeatureScaling(
+                feature=feature,
+                feature_order=index + 1,
+                transform=transform,
+                clip_lower=float(lower),
+                clip_upper=float(upper),
+                center=center,
+                scale=scale,
+            )
+        )
+    return fitted
+
+
+def apply_scaling(matrix: np.ndarray, parameters: Sequence[FeatureScaling]) -> np.ndarray:
+    """Scale raw feature columns with fitted parameters (the numpy twin of the SQL macro)."""
+    columns = []
+    for index, p in enumerate(parameters):
+        transformed = _transform(matrix[:, index].astype(float), p.transform)
+        columns.append((np.clip(transformed, p.clip_lower, p.clip_upper) - p.center) / p.scale)
+    return np.column_stack(columns)
+
+
+def invert_scaling(scaled: np.ndarray, parameters: Sequence[FeatureScaling]) -> np.ndarray:
+    """Map scaled values back to original units (clipping cannot be undone)."""
+    columns = []
+    for index, p in enumerate(parameters):
+        transformed = scaled[:, index] * p.scale + p.center
+        columns.append(np.expm1(transformed) if p.transform == "log1p" else transformed)
+    return np.column_stack(columns)
+
+
+def parameters_table(parameters: Sequence[FeatureScaling]) -> pa.Table:
+    """The parameters as a table, one row per feature."""
+    return pa.Table.from_pylist([asdict(p) for p in parameters])
+
+
+def parameters_from_table(table: pa.Table) -> list[FeatureScaling]:
+    """Read parameters back from the ``scaler_parameters`` table, in feature order."""
+    rows = sorted(table.to_pylist(), key=lambda row: row["feature_order"])
+    return [FeatureScaling(**row) for row in rows]

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.cluster.hierarchy import linkage
+from sklearn.metrics import adjusted_rand_score
+
+from customer_segmentation.clustering import (
+    ClusteringError,
+    cluster_order,
+    fit_kmeans,
+    fit_ward,
+    nearest_centroid,
+    weighted_ward_linkage,
+)
+from helpers import blobs
+
+
+def test_kmeans_recovers_planted_blobs() -> None:
+    points, truth = blobs()
+    fit = fit_kmeans(points, 4, random_state=0, n_init=10)
+    assert adjusted_rand_score(truth, fit.labels) >= 0.9
+
+
+def test_ward_recovers_planted_blobs_exactly_and_on_micro_clusters() -> None:
+    points, truth = blobs()
+    exact = fit_ward(points, exact_max_rows=10_000, n_micro_clusters=40, random_state=0)
+    micro = fit_ward(points, exact_max_rows=100, n_micro_clusters=40, random_state=0)
+    assert exact.method == "exact"
+    assert micro.method == "micro_clusters"
+    assert adjusted_rand_score(truth, exact.labels(4)) >= 0.9
+    assert adjusted_rand_score(truth, micro.labels(4)) >= 0.9
+
+
+def test_weighted_ward_with_unit_weights_equals_scipy_ward() -> None:
+    points = np.random.default_rng(3).normal(size=(60, 4))
+    ours = weighted_ward_linkage(points, np.ones(60))
+    scipy_ward = linkage(points, method="ward")
+    assert np.allclose(ours[:, 2], scipy_ward[:, 2])
+    assert np.array_equal(ours[:, 3], scipy_ward[:, 3])
+    assert np.array_equal(ours[:, :2], scipy_ward[:, :2])
+
+
+def test_weighted_ward_equals_ward_on_repeated_points() -> None:
+    # A micro-cluster of w identical points is the point with weight w.
+    rng = np.random.default_rng(5)
+    distinct = rng.normal(size=(25, 3))
+    weights = rng.integers(1, 5, size=25)
+    repeated = np.repeat(distinct, weights, axis=0)
+    ours = weighted_ward_linkage(distinct, weights)
+    exact = linkage(repeated, method="ward")
+    nonzero = exact[:, 2] > 1e-12  # merges of identical copies happen at height 0
+    assert np.allclose(np.sort(ours[:, 2]), np.sort(exact[nonzero, 2]))
+
+
+def test_micro_cluster_ward_equals_exact_ward_when_every_point_is_a_micro_cluster() -> None:
+    points, _ = blobs(n_per_cluster=20)
+    exact = fit_ward(points, exact_max_rows=10_000, n_micro_clusters=80, random_state=0)
+    micro = fit_ward(points, exact_max_rows=10, n_micro_clusters=80, random_state=0)
+    for k in (2, 3, 4, 6):
+        assert adjusted_rand_score(exact.labels(k), micro.labels(k)) == 1.0
+
+
+def test_cluster_ids_do_not_depend_on_sklearn_label_order() -> None:
+    points, _ = blobs()
+    ids = []
+    for seed in (0, 1, 2, 3):
+        fit = fit_kmeans(points, 4, random_state=seed, n_init=1)
+        new_ids = cluster_order(fit.centers, order_index=2)
+        ids.append(new_ids[fit.labels])
+    for other in ids[1:]:
+        assert np.array_equal(ids[0], other)
+
+
+def test_cluster_order_is_by_descending_order_feature_then_the_others() -> None:
+    centers = np.array([[0.0, 1.0], [5.0, 3.0], [9.0, 1.0], [1.0, 3.0]])
+    # Column 1 descending; the tie at 3 goes to the larger column 0 (5 before 1).
+    assert cluster_order(centers, order_index=1).tolist() == [4, 1, 3, 2]
+
+
+def test_same_rows_in_any_order_give_identical_fits_once_sorted() -> None:
+    points, _ = blobs()
+    ids = np.arange(len(points))
+    shuffled = np.random.default_rng(9).permutation(len(points))
+    order = np.argsort(ids[shuffled])  # what read_matrix's ORDER BY customer_id does
+    refit = fit_kmeans(points[shuffled][order], 4, random_state=0, n_init=10)
+    fit = fit_kmeans(points, 4, random_state=0, n_init=10)
+    assert np.array_equal(fit.centers, refit.centers)
+    assert np.array_equal(fit.labels, refit.labels)
+
+
+def test_nearest_centroid_prefers_the_lowest_index_on_ties() -> None:
+    centers = np.array([[0.0, 0.0], [2.0, 0.0]])
+    labels, distances = nearest_centroid(np.array([[1.0, 0.0], [1.9, 0.0]]), centers)
+    assert labels.tolist() == [0, 1]
+    assert np.allclose(distances, [1.0, 0.1])
+
+
+def test_fewer_customers_than_k_is_a_clear_error() -> None:
+    with pytest.raises(ClusteringError, match="3 customer\\(s\\) cannot form 4 clusters"):
+        fit_kmeans(np.zeros((3, 2)), 4, random_state=0, n_init=1)
+
+
+def test_too_few_distinct_customers_is_a_clear_error() -> None:
+    points = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0]]), 10, axis=0)
+    with pytest.raises(ClusteringError, match="fewer than 3 distinct feature vectors"):
+        fit_kmeans(points, 3, random_state=0, n_init=1)

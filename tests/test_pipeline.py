@@ -1,0 +1,126 @@
+"""The functions behind the dbt Python models, on DuckDB relations built here."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from customer_segmentation import pipeline
+from customer_segmentation.scaling import apply_scaling, parameters_from_table
+from helpers import DEFAULT_SETTINGS, blobs
+
+FEATURES = DEFAULT_SETTINGS["clustering_features"]
+
+
+def customer_features(seed: int = 0) -> pa.Table:
+    """Four planted groups in recency, frequency and monetary."""
+    points, _ = blobs(n_per_cluster=60, n_clusters=4, seed=seed)
+    return pa.table(
+        {
+            "customer_id": np.arange(1000, 1000 + len(points)),
+            "recency_days": 1 + np.abs(points[:, 0]) * 10,
+            "frequency": np.exp(np.abs(points[:, 1]) / 5).round() + 1,
+            "monetary": np.exp(3 + np.abs(points[:, 2]) / 5),
+        }
+    )
+
+
+def run_models(features: pa.Table) -> dict[str, pa.Table]:
+    """Run the models in dbt's order; customer_features_scaled stands in for the SQL model."""
+    con = duckdb.connect()
+    con.register("customer_features", features)
+    outputs: dict[str, pa.Table] = {}
+    outputs["scaler_parameters"] = pipeline.scaler_parameters(
+        con.table("customer_features"), DEFAULT_SETTINGS
+    )
+    parameters = parameters_from_table(outputs["scaler_parameters"])
+    ids, raw = pipeline.read_matrix(con.table("customer_features"), FEATURES)
+    scaled = pa.table(
+        {"customer_id": ids} | dict(zip(FEATURES, apply_scaling(raw, parameters).T, strict=True))
+    )
+    for name, table in [*outputs.items(), ("customer_features_scaled", scaled)]:
+        con.register(name, table)
+    outputs["cluster_model_selection"] = pipeline.cluster_model_selection(
+        con.table("customer_features_scaled"), DEFAULT_SETTINGS
+    )
+    con.register("cluster_model_selection", outputs["cluster_model_selection"])
+    outputs["cluster_centroids"] = pipeline.cluster_centroids(
+        con.table("customer_features_scaled"),
+        con.table("cluster_model_selection"),
+        con.table("scaler_parameters"),
+        DEFAULT_SETTINGS,
+    )
+    con.register("cluster_centroids", outputs["cluster_centroids"])
+    outputs["customer_clusters"] = pipeline.customer_clusters(
+        con.table("customer_features_scaled"),
+        con.table("cluster_centroids"),
+        con.table("cluster_model_selection"),
+        DEFAULT_SETTINGS,
+    )
+    con.register("customer_clusters", outputs["customer_clusters"])
+    outputs["hierarchy_linkage"] = pipeline.hierarchy_linkage(
+        con.table("customer_features_scaled"), DEFAULT_SETTINGS
+    )
+    outputs["customer_silhouettes"] = pipeline.customer_silhouettes(
+        con.table("customer_features_scaled"), con.table("customer_clusters"), DEFAULT_SETTINGS
+    )
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def outputs() -> dict[str, pa.Table]:
+    return run_models(customer_features())
+
+
+def test_planted_groups_give_k_4_numbered_by_monetary(outputs: dict[str, pa.Table]) -> None:
+    selection = outputs["cluster_model_selection"].to_pylist()
+    assert {r["k"] for r in selection if r["is_selected"]} == {4}
+    centroids = outputs["cluster_centroids"].to_pylist()
+    monetary = {
+        r["cluster_id"]: r["center_original"] for r in centroids if r["feature"] == "monetary"
+    }
+    assert sorted(monetary) == [1, 2, 3, 4]
+    assert [monetary[i] for i in (1, 2, 3, 4)] == sorted(monetary.values(), reverse=True)
+    sizes = {r["cluster_id"]: r["n_customers"] for r in centroids}
+    assert sum(sizes.values()) == 240
+
+
+def test_customer_clusters_cover_every_customer(outputs: dict[str, pa.Table]) -> None:
+    clusters = outputs["customer_clusters"]
+    assert clusters.num_rows == 240
+    assert clusters["customer_id"].to_pylist() == list(range(1000, 1240))
+    assert set(clusters["cluster_id"].to_pylist()) == {1, 2, 3, 4}
+    assert set(clusters["hierarchical_cluster_id"].to_pylist()) == {1, 2, 3, 4}
+    assert min(clusters["distance_to_centroid"].to_pylist()) >= 0
+
+
+def test_linkage_is_a_complete_monotone_tree(outputs: dict[str, pa.Table]) -> None:
+    linkage = outputs["hierarchy_linkage"]
+    assert linkage.num_rows == 239
+    distances = linkage["distance"].to_numpy()
+    assert np.all(np.diff(distances) >= -1e-12)
+    assert linkage["n_customers"].to_pylist()[-1] == 240
+
+
+def test_silhouettes_are_within_bounds(outputs: dict[str, pa.Table]) -> None:
+    values = outputs["customer_silhouettes"]["silhouette"].to_numpy()
+    assert len(values) == 240
+    assert values.min() >= -1 and values.max() <= 1
+
+
+def test_shuffled_input_rows_give_identical_tables(outputs: dict[str, pa.Table]) -> None:
+    features = customer_features()
+    shuffled = features.take(np.random.default_rng(4).permutation(features.num_rows))
+    again = run_models(shuffled)
+    for name in ("scaler_parameters", "cluster_model_selection", "cluster_centroids"):
+        assert again[name].equals(outputs[name]), name
+    assert again["customer_clusters"].equals(outputs["customer_clusters"])
+
+
+def test_a_missing_feature_column_is_named() -> None:
+    con = duckdb.connect()
+    con.register("f", pa.table({"customer_id": [1], "recency_days": [3.0]}))
+    with pytest.raises(ValueError, match=r"clustering_features \['frequency', 'monetary'\]"):
+        pipeline.read_matrix(con.table("f"), FEATURES)
