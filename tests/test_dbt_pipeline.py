@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ONLINE_RETAIL_COLUMNS, DbtRun
+from conftest import ONLINE_RETAIL_COLUMNS, DbtRun, run_dbt
 
 pytestmark = pytest.mark.dbt
 
@@ -236,3 +236,71 @@ def test_too_few_customers_to_cluster_fail_with_a_clear_message(tmp_path: Path, 
     run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
     assert run.returncode != 0
     assert "2 customer(s) are too few to evaluate k=2 (need at least 3)" in run.output
+
+
+def test_bundled_data_segment_marts(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    n_customers = run.scalar("select count(*) from customer_features")
+    k = run.scalar("select count(*) from segment_profiles")
+    assert run.scalar("select count(*) from customer_segments") == n_customers
+    assert run.scalar("select count(distinct segment_name) from segment_profiles") == k
+    names = dict(run.query("select cluster_id, segment_name from segment_names"))
+    assert names[1] == "Champions"  # cluster 1 has the highest monetary centroid
+    assert run.scalar("select sum(n_customers) from segment_profiles") == n_customers
+    assert run.scalar("select sum(share_of_revenue) from segment_profiles") == pytest.approx(1)
+    assert run.scalar("select sum(n_customers) from segment_rfm_crosstab") == n_customers
+    outliers = run.scalar("select avg(cast(is_outlier as double)) from customer_segments")
+    assert 0.005 < outliers < 0.02  # about 1% above each cluster's 99th percentile
+
+
+def test_bundled_data_agreement_in_sql_equals_sklearn(bundled_build: DbtRun) -> None:
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    run = bundled_build
+    rows = run.query(
+        "select cluster_id, hierarchical_cluster_id, rfm_segment from customer_segments"
+    )
+    kmeans, ward, rfm = zip(*rows, strict=True)
+    metrics = dict(
+        run.query("select metric, metric_value from cluster_evaluation where cluster_id is null")
+    )
+    assert metrics["ari_kmeans_vs_hierarchical"] == pytest.approx(adjusted_rand_score(kmeans, ward))
+    assert metrics["nmi_kmeans_vs_hierarchical"] == pytest.approx(
+        normalized_mutual_info_score(kmeans, ward)
+    )
+    assert metrics["ari_kmeans_vs_rfm_segment"] == pytest.approx(adjusted_rand_score(kmeans, rfm))
+    assert metrics["nmi_kmeans_vs_rfm_segment"] == pytest.approx(
+        normalized_mutual_info_score(kmeans, rfm)
+    )
+
+
+def test_bundled_data_migration(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    dates = [
+        r[0]
+        for r in run.query("select distinct snapshot_date from customer_segment_history order by 1")
+    ]
+    assert dates[0] == dt.date(2011, 7, 1)
+    assert dates[-2:] == [dt.date(2011, 12, 1), dt.date(2011, 12, 10)]
+    assert len(dates) == 7
+    assert run.scalar(
+        "select count(*) from customer_segment_history where snapshot_date = '2011-12-10'"
+    ) == (run.scalar("select count(*) from customer_features"))
+    entered = run.scalar(
+        "select sum(n_entered) from segment_migration where from_snapshot_date = '2011-11-01'"
+    )
+    first_orders_in_november = run.scalar(
+        "select count(*) from customer_features"
+        " where first_order_date between '2011-11-01' and '2011-11-30'"
+    )
+    assert entered == first_orders_in_november > 0
+
+
+def test_clustering_runs_keeps_one_row_per_build(bundled_build: DbtRun, tmp_path: Path) -> None:
+    run = bundled_build
+    first = run.query("select invocation_id, n_raw_lines, k, dbt_version from clustering_runs")
+    assert len(first) == 1
+    assert first[0][1] == 541_909
+    again = run_dbt(["run", "--select", "clustering_runs"], tmp_path, database=run.database)
+    assert again.returncode == 0, again.output[-3000:]
+    assert run.scalar("select count(distinct invocation_id) from clustering_runs") == 2

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import sklearn
 from kneed import KneeLocator
 from scipy.stats import rankdata
 
@@ -201,6 +202,7 @@ def model_selection(
                     "n_customers": len(matrix),
                     "silhouette_sample_size": len(evaluation),
                     "hierarchical_method": tree.method,
+                    "sklearn_version": sklearn.__version__,
                 }
             )
     return rows, choice

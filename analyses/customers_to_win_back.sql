@@ -1,0 +1,21 @@
+-- Customers worth winning back: they spent well (m_score 4-5) but have not ordered for a long
+-- time (r_score 1-2), most valuable first.
+with
+
+customer_segments as (
+
+    select * from {{ ref('customer_segments') }}
+
+)
+
+select
+    customer_id,
+    segment_name,
+    rfm_segment,
+    recency_days,
+    frequency,
+    monetary,
+    country
+from customer_segments
+where r_score <= 2 and m_score >= 4
+order by monetary desc

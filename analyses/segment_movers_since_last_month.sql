@@ -1,0 +1,53 @@
+-- Customers whose segment changed between the last month end and the snapshot date.
+with
+
+history as (
+
+    select * from {{ ref('customer_segment_history') }}
+
+),
+
+snapshot_dates as (
+
+    select distinct snapshot_date from history
+
+),
+
+ranked_dates as (
+
+    select
+        snapshot_date,
+        row_number() over (order by snapshot_date desc) as dates_back
+    from snapshot_dates
+
+),
+
+earlier as (
+
+    select history.*
+    from history
+    inner join ranked_dates on history.snapshot_date = ranked_dates.snapshot_date
+    where ranked_dates.dates_back = 2
+
+),
+
+later as (
+
+    select history.*
+    from history
+    inner join ranked_dates on history.snapshot_date = ranked_dates.snapshot_date
+    where ranked_dates.dates_back = 1
+
+)
+
+select
+    later.customer_id,
+    coalesce(earlier.segment_name, '(new customer)') as segment_last_month,
+    later.segment_name as segment_now,
+    later.recency_days,
+    later.frequency,
+    later.monetary
+from later
+left join earlier on later.customer_id = earlier.customer_id
+where earlier.cluster_id is distinct from later.cluster_id
+order by later.monetary desc

@@ -1,0 +1,124 @@
+-- Quality of the selected model, one row per metric (cluster_id set for per-cluster values).
+with
+
+selection as (
+
+    select * from {{ ref('cluster_model_selection') }}
+    where is_selected and algorithm = 'kmeans'
+
+),
+
+silhouettes as (
+
+    select * from {{ ref('customer_silhouettes') }}
+
+),
+
+customer_segments as (
+
+    select * from {{ ref('customer_segments') }}
+
+),
+
+kmeans_vs_hierarchical as (
+
+    {{ partition_agreement('customer_segments', 'cluster_id', 'hierarchical_cluster_id') }}
+
+),
+
+kmeans_vs_rfm as (
+
+    {{ partition_agreement('customer_segments', 'cluster_id', 'rfm_segment') }}
+
+),
+
+model_metrics as (
+
+    select * from (
+        values
+        ('k', 'number of clusters'),
+        ('silhouette', 'mean silhouette of the sampled customers (-1..1, higher is better)'),
+        ('share_negative_silhouette', 'share of sampled customers closer to another cluster'),
+        ('inertia', 'within-cluster sum of squares, scaled units'),
+        ('calinski_harabasz', 'Calinski-Harabasz index (higher is better)'),
+        ('davies_bouldin', 'Davies-Bouldin index (lower is better)'),
+        ('stability', 'mean adjusted Rand index of bootstrap refits (1 = always the same)'),
+        ('ari_kmeans_vs_hierarchical', 'adjusted Rand index, k-means vs Ward clusters'),
+        ('nmi_kmeans_vs_hierarchical', 'normalised mutual information, k-means vs Ward'),
+        ('ari_kmeans_vs_rfm_segment', 'adjusted Rand index, k-means clusters vs RFM segments'),
+        ('nmi_kmeans_vs_rfm_segment', 'normalised mutual information, k-means vs RFM segments')
+    ) as metrics (metric, metric_description)  -- noqa: AL05
+
+),
+
+silhouette_summary as (
+
+    select
+        avg(silhouette) as silhouette,
+        avg(cast(silhouette < 0 as double)) as share_negative_silhouette
+    from silhouettes
+
+),
+
+model_values as (
+
+    select
+        model_metrics.metric,
+        cast(null as bigint) as cluster_id,
+        case model_metrics.metric
+            when 'k' then cast(selection.k as double)
+            when 'silhouette' then silhouette_summary.silhouette
+            when 'share_negative_silhouette' then silhouette_summary.share_negative_silhouette
+            when 'inertia' then selection.inertia
+            when 'calinski_harabasz' then selection.calinski_harabasz
+            when 'davies_bouldin' then selection.davies_bouldin
+            when 'stability' then selection.stability
+            when 'ari_kmeans_vs_hierarchical' then kmeans_vs_hierarchical.adjusted_rand_index
+            when 'nmi_kmeans_vs_hierarchical'
+                then kmeans_vs_hierarchical.normalized_mutual_information
+            when 'ari_kmeans_vs_rfm_segment' then kmeans_vs_rfm.adjusted_rand_index
+            when 'nmi_kmeans_vs_rfm_segment' then kmeans_vs_rfm.normalized_mutual_information
+        end as metric_value,
+        model_metrics.metric_description
+
+    from model_metrics
+    cross join selection
+    cross join silhouette_summary
+    cross join kmeans_vs_hierarchical
+    cross join kmeans_vs_rfm
+
+),
+
+per_cluster as (
+
+    select
+        'silhouette' as metric,
+        cluster_id,
+        avg(silhouette) as metric_value,
+        'mean silhouette of the cluster''s sampled customers' as metric_description
+    from silhouettes
+    group by cluster_id
+
+    union all
+
+    select
+        'share_negative_silhouette' as metric,
+        cluster_id,
+        avg(cast(silhouette < 0 as double)) as metric_value,
+        'share of the cluster''s sampled customers closer to another cluster'
+            as metric_description
+    from silhouettes
+    group by cluster_id
+
+),
+
+final as (
+
+    select * from model_values
+    union all
+    select * from per_cluster
+
+)
+
+select * from final
+order by metric, cluster_id nulls first

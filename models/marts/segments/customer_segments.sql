@@ -1,0 +1,70 @@
+-- The table users query: one row per customer with RFM, the k-means segment and its name.
+with
+
+customer_features as (
+
+    select * from {{ ref('customer_features') }}
+
+),
+
+rfm as (
+
+    select * from {{ ref('customer_rfm_segments') }}
+
+),
+
+customer_clusters as (
+
+    select * from {{ ref('customer_clusters') }}
+
+),
+
+segment_names as (
+
+    select * from {{ ref('segment_names') }}
+
+),
+
+outlier_thresholds as (
+
+    select
+        cluster_id,
+        quantile_cont(distance_to_centroid, {{ var('outlier_percentile') }})
+            as outlier_distance
+
+    from customer_clusters
+    group by cluster_id
+
+),
+
+final as (
+
+    select
+        customer_features.customer_id,
+        customer_features.snapshot_date,
+        customer_features.recency_days,
+        customer_features.frequency,
+        customer_features.monetary,
+        rfm.r_score,
+        rfm.f_score,
+        rfm.m_score,
+        rfm.rfm_segment,
+        customer_clusters.cluster_id,
+        segment_names.segment_name,
+        customer_clusters.hierarchical_cluster_id,
+        customer_clusters.distance_to_centroid,
+        customer_clusters.distance_to_centroid > outlier_thresholds.outlier_distance
+            as is_outlier,
+        customer_features.main_country as country
+
+    from customer_features
+    inner join rfm on customer_features.customer_id = rfm.customer_id
+    inner join customer_clusters
+        on customer_features.customer_id = customer_clusters.customer_id
+    inner join segment_names on customer_clusters.cluster_id = segment_names.cluster_id
+    inner join outlier_thresholds
+        on customer_clusters.cluster_id = outlier_thresholds.cluster_id
+
+)
+
+select * from final
