@@ -18,9 +18,15 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
-## build: dbt build on the data (default: data/online_retail.parquet) into customer_segmentation.duckdb
+## build: dbt build on the data (default: data/online_retail.parquet) into customer_segmentation.duckdb,
+## then the report (reports/index.html, reports/figures/*.png)
 build: $(STAMP)
 	$(DBT) build
+	$(MAKE) --no-print-directory report
+
+## report: redraw the report from the existing database, without rebuilding
+report: $(STAMP)
+	PYTHONPATH=python $(BIN)/python -m customer_segmentation.report --out reports
 
 ## test: lint, then pytest (package unit tests and end-to-end dbt builds in temporary directories)
 test: $(STAMP) lint

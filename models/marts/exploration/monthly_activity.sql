@@ -6,6 +6,16 @@ orders as (
 
 ),
 
+data_range as (
+
+    select
+        min(order_date) as first_order_date,
+        max(order_date) as last_order_date
+
+    from orders
+
+),
+
 first_orders as (
 
     select
@@ -37,14 +47,19 @@ monthly as (
 final as (
 
     select
-        activity_month,
-        round(revenue, 2) as revenue,
-        n_orders,
-        n_active_customers,
-        n_new_customers,
-        round(revenue / n_orders, 2) as average_order_value
+        monthly.activity_month,
+        round(monthly.revenue, 2) as revenue,
+        monthly.n_orders,
+        monthly.n_active_customers,
+        monthly.n_new_customers,
+        round(monthly.revenue / monthly.n_orders, 2) as average_order_value,
+        -- The first and last months of the data may be cut short; say so rather than let a
+        -- partial month read as a collapse.
+        data_range.first_order_date <= monthly.activity_month
+        and data_range.last_order_date >= last_day(monthly.activity_month) as is_complete_month
 
     from monthly
+    cross join data_range
 
 )
 

@@ -1,0 +1,738 @@
+"""One function per report chart: each takes mart data (pandas) and returns an Altair chart.
+
+Segments always appear by name, in cluster order, with one colour each from a colour-blind-safe
+palette (Paul Tol's "muted"), the same in every chart: build the scale once with
+``segment_colors`` and pass it in.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+# Paul Tol's "muted" qualitative palette (colour-blind safe), then grey for an 11th+ segment.
+SEGMENT_PALETTE = [
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+    "#DDDDDD",
+]
+ALGORITHM_COLORS = alt.Scale(domain=["kmeans", "hierarchical"], range=["#332288", "#CC6677"])
+WIDTH = 560
+
+
+def segment_colors(segment_names: list[str]) -> alt.Scale:
+    """The colour scale for segments, in cluster order (cluster 1 first)."""
+    colors = [SEGMENT_PALETTE[min(i, len(SEGMENT_PALETTE) - 1)] for i in range(len(segment_names))]
+    return alt.Scale(domain=segment_names, range=colors)
+
+
+def _segment_color(scale: alt.Scale, title: str = "Segment") -> alt.Color:
+    return alt.Color("segment_name:N", scale=scale, sort=scale.domain, title=title)
+
+
+# 1. Data ---------------------------------------------------------------------------------
+
+
+def cleaning_audit(audit: pd.DataFrame) -> alt.Chart:
+    """Raw lines per cleaning class, in rule order (data_quality_audit)."""
+    order = audit.sort_values("rule_order")["row_class"].tolist()
+    return (
+        alt.Chart(audit, title="Every raw line is kept or dropped for a named reason")
+        .mark_bar()
+        .encode(
+            x=alt.X("n_rows:Q", title="Transaction lines"),
+            y=alt.Y("row_class:N", sort=order, title="Class (rules applied top to bottom)"),
+            color=alt.condition(
+                alt.datum.row_class == "kept", alt.value("#117733"), alt.value("#999999")
+            ),
+            tooltip=[
+                alt.Tooltip("row_class:N", title="Class"),
+                alt.Tooltip("n_rows:Q", title="Lines", format=","),
+                alt.Tooltip("share_of_rows:Q", title="Share", format=".1%"),
+                alt.Tooltip("n_customers:Q", title="Customers", format=","),
+                alt.Tooltip("amount:Q", title="Amount", format=",.0f"),
+                alt.Tooltip("rule_description:N", title="Rule"),
+            ],
+        )
+        .properties(width=WIDTH, height=220)
+    )
+
+
+def partial_months(monthly: pd.DataFrame) -> list[str]:
+    """Months the data covers only in part, e.g. ['December 2011']."""
+    partial = monthly.loc[~monthly["is_complete_month"].astype(bool), "activity_month"]
+    return [pd.Timestamp(m).strftime("%B %Y") for m in partial]
+
+
+def monthly_activity(monthly: pd.DataFrame) -> alt.VConcatChart:
+    """Revenue, orders and active customers per month; months cut short are hollow."""
+    partial = partial_months(monthly)
+    note = (
+        f"Hollow points: {', '.join(partial)} only partly covered by the data."
+        if partial
+        else "Every month is fully covered by the data."
+    )
+    base = alt.Chart(monthly).encode(
+        x=alt.X("yearmonth(activity_month):T", title="Month"),
+        tooltip=[
+            alt.Tooltip("yearmonth(activity_month):T", title="Month"),
+            alt.Tooltip("revenue:Q", title="Revenue", format=",.0f"),
+            alt.Tooltip("n_orders:Q", title="Orders", format=","),
+            alt.Tooltip("n_active_customers:Q", title="Active customers", format=","),
+            alt.Tooltip("n_new_customers:Q", title="New customers", format=","),
+        ],
+    )
+    panels = [
+        ("revenue", "Revenue (GBP)"),
+        ("n_orders", "Orders"),
+        ("n_active_customers", "Active customers"),
+    ]
+    charts = [
+        (
+            base.mark_line(color="#332288")
+            + base.mark_point(size=50, color="#332288", opacity=1).encode(
+                fill=alt.condition(
+                    "datum.is_complete_month", alt.value("#332288"), alt.value("white")
+                )
+            )
+        )
+        .encode(y=alt.Y(f"{field}:Q", title=title, scale=alt.Scale(zero=True)))
+        .properties(width=WIDTH, height=110)
+        for field, title in panels
+    ]
+    return alt.vconcat(
+        *charts,
+        title=alt.Title("Monthly revenue, orders and active customers", subtitle=note),
+    )
+
+
+def revenue_by_country(countries: pd.DataFrame, top: int = 15) -> alt.Chart:
+    """Revenue of the top countries, largest first (country_summary)."""
+    data = countries.nsmallest(top, "revenue_rank")
+    return (
+        alt.Chart(data, title=f"Revenue by country (top {top})")
+        .mark_bar(color="#332288")
+        .encode(
+            x=alt.X("revenue:Q", title="Revenue (GBP)"),
+            y=alt.Y("country:N", sort="-x", title=None),
+            tooltip=[
+                alt.Tooltip("country:N", title="Country"),
+                alt.Tooltip("revenue:Q", title="Revenue", format=",.0f"),
+                alt.Tooltip("share_of_revenue:Q", title="Share of revenue", format=".1%"),
+                alt.Tooltip("n_customers:Q", title="Customers", format=","),
+            ],
+        )
+        .properties(width=WIDTH, height=320)
+    )
+
+
+def cohort_retention(cohorts: pd.DataFrame, partial_months: list[str]) -> alt.Chart:
+    """Share of each monthly cohort active N months later (cohort_retention)."""
+    data = cohorts[cohorts["months_since_first_purchase"] > 0]
+    subtitle = (
+        f"The last cell of each row is {partial_months[-1]}, a partial month: read it as a "
+        "lower bound."
+        if partial_months
+        else "Month 0 (100% by definition) is left out."
+    )
+    return (
+        alt.Chart(
+            data,
+            title=alt.Title(
+                "Cohort retention: share of each month's new customers ordering again",
+                subtitle=subtitle,
+            ),
+        )
+        .mark_rect()
+        .encode(
+            x=alt.X(
+                "months_since_first_purchase:O",
+                title="Months since first purchase",
+                axis=alt.Axis(labelAngle=0),
+            ),
+            y=alt.Y("yearmonth(cohort_month):O", title="Cohort (month of first purchase)"),
+            color=alt.Color(
+                "retention_rate:Q",
+                title="Retention",
+                scale=alt.Scale(scheme="blues"),
+                legend=alt.Legend(format=".0%"),
+            ),
+            tooltip=[
+                alt.Tooltip("yearmonth(cohort_month):T", title="Cohort"),
+                alt.Tooltip("months_since_first_purchase:Q", title="Months since"),
+                alt.Tooltip("cohort_customers:Q", title="Cohort size", format=","),
+                alt.Tooltip("n_active_customers:Q", title="Active", format=","),
+                alt.Tooltip("retention_rate:Q", title="Retention", format=".1%"),
+            ],
+        )
+        .properties(width=WIDTH, height=300)
+    )
+
+
+def order_value_distribution(distribution: pd.DataFrame) -> alt.Chart:
+    """Orders per order-value bucket, buckets in order (order_size_distribution)."""
+    data = distribution[distribution["measure"] == "order_value"]
+    order = data.sort_values("bucket_order")["bucket_label"].tolist()
+    return (
+        alt.Chart(data, title="Order value distribution")
+        .mark_bar(color="#332288")
+        .encode(
+            x=alt.X("bucket_label:N", sort=order, title="Order value (GBP)"),
+            y=alt.Y("n_orders:Q", title="Orders"),
+            tooltip=[
+                alt.Tooltip("bucket_label:N", title="Order value"),
+                alt.Tooltip("n_orders:Q", title="Orders", format=","),
+                alt.Tooltip("share_of_orders:Q", title="Share", format=".1%"),
+            ],
+        )
+        .properties(width=WIDTH, height=220)
+    )
+
+
+def purchase_timing(timing: pd.DataFrame) -> alt.Chart:
+    """Orders by weekday and hour (purchase_timing)."""
+    weekdays = timing.sort_values("iso_weekday")["weekday_name"].unique().tolist()
+    return (
+        alt.Chart(timing, title="When customers order: weekday x hour of day")
+        .mark_rect()
+        .encode(
+            x=alt.X("hour_of_day:O", title="Hour of day", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("weekday_name:N", sort=weekdays, title=None),
+            color=alt.Color("n_orders:Q", title="Orders", scale=alt.Scale(scheme="blues")),
+            tooltip=[
+                alt.Tooltip("weekday_name:N", title="Weekday"),
+                alt.Tooltip("hour_of_day:Q", title="Hour"),
+                alt.Tooltip("n_orders:Q", title="Orders", format=","),
+                alt.Tooltip("revenue:Q", title="Revenue", format=",.0f"),
+            ],
+        )
+        .properties(width=WIDTH, height=200)
+    )
+
+
+# 2. Features -----------------------------------------------------------------------------
+
+
+def feature_distributions(features: pd.DataFrame) -> alt.HConcatChart:
+    """Histograms of recency (linear) and frequency and monetary (log axes)."""
+    panels = []
+    for field, title, log in [
+        ("recency_days", "Recency (days since last order)", False),
+        ("frequency", "Frequency (orders, log scale)", True),
+        ("monetary", "Monetary (GBP spent, log scale)", True),
+    ]:
+        values = features[field].astype(float)
+        if log:
+            edges = np.logspace(np.log10(max(values.min(), 1)), np.log10(values.max() + 1), 25)
+            if field == "frequency":  # whole numbers: integer edges, no empty bins between them
+                edges = np.unique(np.round(edges))
+        else:
+            edges = np.linspace(values.min(), values.max() + 1e-9, 25)
+        counts, _ = np.histogram(values, bins=edges)
+        bins = pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "customers": counts})
+        scale = alt.Scale(type="log") if log else alt.Scale()
+        panels.append(
+            alt.Chart(bins)
+            .mark_rect(color="#332288", stroke="white", strokeWidth=0.5)
+            .encode(
+                x=alt.X("lower:Q", title=title, scale=scale),
+                x2="upper:Q",
+                y=alt.Y("customers:Q", title="Customers"),
+                y2=alt.Y2(datum=0),
+                tooltip=[
+                    alt.Tooltip("lower:Q", title="From", format=",.0f"),
+                    alt.Tooltip("upper:Q", title="To", format=",.0f"),
+                    alt.Tooltip("customers:Q", title="Customers", format=","),
+                ],
+            )
+            .properties(width=240, height=180)
+        )
+    return alt.hconcat(*panels, title="Distributions of recency, frequency and monetary")
+
+
+def feature_correlations(features: pd.DataFrame, columns: list[str]) -> alt.Chart:
+    """Spearman correlation between customer features (rank-based: robust to skew)."""
+    matrix = features[columns].astype(float).corr(method="spearman")
+    data = matrix.reset_index(names="feature_a").melt(
+        id_vars="feature_a", var_name="feature_b", value_name="correlation"
+    )
+    base = alt.Chart(data, title="Spearman correlation between customer features").encode(
+        x=alt.X("feature_a:N", sort=columns, title=None, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("feature_b:N", sort=columns, title=None),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "correlation:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1]), title="rho"
+        ),
+        tooltip=[
+            alt.Tooltip("feature_a:N", title="Feature"),
+            alt.Tooltip("feature_b:N", title="Feature"),
+            alt.Tooltip("correlation:Q", title="Spearman rho", format=".2f"),
+        ],
+    )
+    labels = base.mark_text(fontSize=9).encode(
+        text=alt.Text("correlation:Q", format=".1f"),
+        color=alt.condition("abs(datum.correlation) > 0.6", alt.value("white"), alt.value("black")),
+    )
+    return (cells + labels).properties(width=420, height=420)
+
+
+def rfm_grid(rfm: pd.DataFrame) -> alt.HConcatChart:
+    """Customers and revenue per R x F cell (customer_rfm_segments)."""
+    cells = rfm.groupby(["r_score", "f_score"], as_index=False).agg(
+        customers=("customer_id", "size"),
+        revenue=("monetary", "sum"),
+        rfm_segment_label=("rfm_segment_label", "first"),
+    )
+    panels = []
+    for field, title, fmt in [
+        ("customers", "Customers", ","),
+        ("revenue", "Revenue (GBP)", ",.0f"),
+    ]:
+        base = alt.Chart(cells).encode(
+            x=alt.X("f_score:O", title="F score (5 = most orders)", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("r_score:O", sort="descending", title="R score (5 = most recent)"),
+        )
+        panels.append(
+            (
+                base.mark_rect().encode(
+                    color=alt.Color(f"{field}:Q", title=title, scale=alt.Scale(scheme="blues")),
+                    tooltip=[
+                        alt.Tooltip("r_score:O", title="R"),
+                        alt.Tooltip("f_score:O", title="F"),
+                        alt.Tooltip("rfm_segment_label:N", title="RFM segment"),
+                        alt.Tooltip("customers:Q", title="Customers", format=","),
+                        alt.Tooltip("revenue:Q", title="Revenue", format=",.0f"),
+                    ],
+                )
+                + base.mark_text(fontSize=9).encode(
+                    text=alt.Text(f"{field}:Q", format=fmt),
+                    color=alt.condition(
+                        f"datum.{field} > {0.6 * cells[field].max()}",
+                        alt.value("white"),
+                        alt.value("black"),
+                    ),
+                )
+            ).properties(width=260, height=260, title=title)
+        )
+    return alt.hconcat(
+        *panels, title="RFM grid: customers and revenue per R x F cell"
+    ).resolve_scale(color="independent")
+
+
+# 3. Choosing k ---------------------------------------------------------------------------
+
+
+def elbow(selection: pd.DataFrame) -> alt.LayerChart:
+    """Inertia against k for both algorithms, the knee and the chosen k marked."""
+    base = alt.Chart(selection).encode(
+        x=alt.X("k:O", title="Number of clusters k", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("inertia:Q", title="Inertia (within-cluster sum of squares)"),
+        color=alt.Color("algorithm:N", scale=ALGORITHM_COLORS, title="Algorithm"),
+    )
+    lines = base.mark_line(point=True).encode(
+        tooltip=[
+            alt.Tooltip("algorithm:N"),
+            alt.Tooltip("k:O"),
+            alt.Tooltip("inertia:Q", format=",.0f"),
+            alt.Tooltip("is_knee:N", title="Knee"),
+        ]
+    )
+    knees = base.transform_filter(alt.datum.is_knee).mark_point(
+        shape="diamond", size=160, filled=True
+    )
+    chosen = (
+        alt.Chart(selection[selection["is_selected"]].drop_duplicates("k"))
+        .mark_rule(strokeDash=[4, 4], color="black")
+        .encode(x="k:O", tooltip=[alt.Tooltip("selection_reason:N", title="Why this k")])
+    )
+    chosen_k = int(selection.loc[selection["is_selected"], "k"].iloc[0])
+    return (lines + knees + chosen).properties(
+        width=WIDTH,
+        height=260,
+        title=alt.Title(
+            "Elbow: inertia against k",
+            subtitle=f"Diamonds: knee of each curve (kneed). Dashed: chosen k = {chosen_k}.",
+        ),
+    )
+
+
+def selection_metrics(selection: pd.DataFrame) -> alt.FacetChart:
+    """Silhouette, Calinski-Harabasz, Davies-Bouldin and stability against k."""
+    metrics = {
+        "silhouette": "Silhouette (higher is better)",
+        "calinski_harabasz": "Calinski-Harabasz (higher is better)",
+        "davies_bouldin": "Davies-Bouldin (lower is better)",
+        "stability": "Stability, mean ARI (higher is better)",
+    }
+    data = selection.melt(
+        id_vars=["algorithm", "k", "is_selected"],
+        value_vars=list(metrics),
+        var_name="metric",
+        value_name="value",
+    )
+    data["metric"] = data["metric"].map(metrics)
+    base = alt.Chart(data)
+    lines = base.mark_line(point=True).encode(
+        x=alt.X("k:O", title="k", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("algorithm:N", scale=ALGORITHM_COLORS, title="Algorithm"),
+        tooltip=[
+            alt.Tooltip("algorithm:N"),
+            alt.Tooltip("k:O"),
+            alt.Tooltip("metric:N"),
+            alt.Tooltip("value:Q", format=".3f"),
+        ],
+    )
+    chosen = (
+        base.transform_filter(alt.datum.is_selected)
+        .mark_rule(color="black", strokeDash=[4, 4])
+        .encode(x="k:O")
+    )
+    return (
+        alt.layer(lines, chosen)
+        .properties(width=250, height=160)
+        .facet(facet=alt.Facet("metric:N", title=None, sort=list(metrics.values())), columns=2)
+        .resolve_scale(y="independent")
+        .properties(
+            title=alt.Title(
+                "Choosing k: quality indices for k-means and Ward",
+                subtitle="Dashed: the chosen k.",
+            )
+        )
+    )
+
+
+# 4. Quality ------------------------------------------------------------------------------
+
+
+def silhouette_plot(silhouettes: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
+    """The knife plot: per-customer silhouettes sorted within each segment."""
+    data = silhouettes.sort_values(["cluster_id", "silhouette"], ascending=[True, False])
+    # A gap of 2% of the rows between segments, as in the classic plot.
+    gap = max(1, len(data) // 50)
+    data = data.assign(position=np.arange(len(data)) + gap * (data["cluster_id"].to_numpy() - 1))
+    data = data.assign(position_end=data["position"] + 1, zero=0.0)
+    mean = float(silhouettes["silhouette"].mean())
+    low = min(-0.2, float(np.floor(silhouettes["silhouette"].min() * 10) / 10))
+    bars = (
+        alt.Chart(data)
+        .mark_rect()
+        .encode(
+            x=alt.X("zero:Q", title="Silhouette value", scale=alt.Scale(domain=[low, 1])),
+            x2="silhouette:Q",
+            y=alt.Y(
+                "position:Q",
+                title="Customers, sorted within segment",
+                axis=None,
+                scale=alt.Scale(reverse=True),
+            ),
+            y2="position_end:Q",
+            color=_segment_color(scale),
+            tooltip=[
+                alt.Tooltip("segment_name:N", title="Segment"),
+                alt.Tooltip("silhouette:Q", format=".2f"),
+            ],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"mean": [mean]}))
+        .mark_rule(color="red", strokeDash=[4, 4])
+        .encode(x="mean:Q", tooltip=[alt.Tooltip("mean:Q", title="Mean silhouette", format=".3f")])
+    )
+    return (bars + rule).properties(
+        width=WIDTH,
+        height=360,
+        title=alt.Title(
+            "Silhouette plot (sampled customers)",
+            subtitle=f"Red dashed line: mean silhouette {mean:.2f}; values below 0 sit closer "
+            "to another segment.",
+        ),
+    )
+
+
+def dendrogram(linkage: pd.DataFrame, k: int, last_merges: int = 30) -> alt.LayerChart:
+    """Top of the Ward hierarchy (the last merges), with the cut at k marked."""
+    from scipy.cluster.hierarchy import dendrogram as scipy_dendrogram
+
+    z = linkage.sort_values("merge_order")[
+        ["left_child", "right_child", "distance", "n_customers"]
+    ].to_numpy(dtype=float)
+    n_leaves = int(linkage["n_leaves"].iloc[0])
+    z[:, 3] = _leaf_counts(z, n_leaves)
+    tree = scipy_dendrogram(z, truncate_mode="lastp", p=last_merges, no_plot=True)
+    segments = []
+    for xs, ys in zip(tree["icoord"], tree["dcoord"], strict=True):
+        for i in range(3):
+            segments.append({"x": xs[i], "y": ys[i], "x2": xs[i + 1], "y2": ys[i + 1]})
+    lines = (
+        alt.Chart(pd.DataFrame(segments))
+        .mark_rule(color="#332288")
+        .encode(
+            x=alt.X("x:Q", axis=None, title=None),
+            y=alt.Y("y:Q", title="Ward merge height"),
+            x2="x2:Q",
+            y2="y2:Q",
+        )
+    )
+    heights = np.sort(z[:, 2])
+    cut = (heights[-k] + heights[-k + 1]) / 2 if k > 1 else heights[-1]
+    cut_rule = (
+        alt.Chart(pd.DataFrame({"cut": [cut]}))
+        .mark_rule(color="red", strokeDash=[4, 4])
+        .encode(
+            y="cut:Q", tooltip=[alt.Tooltip("cut:Q", title=f"Cut into {k} clusters", format=".1f")]
+        )
+    )
+    return (lines + cut_rule).properties(
+        width=WIDTH,
+        height=280,
+        title=alt.Title(
+            f"Dendrogram: the last {last_merges} Ward merges",
+            subtitle=f"Red dashed line: the cut into k = {k} clusters.",
+        ),
+    )
+
+
+def _leaf_counts(z: np.ndarray, n_leaves: int) -> np.ndarray:
+    """Leaves under each merge (scipy needs leaf counts, not customer counts)."""
+    counts = np.concatenate([np.ones(n_leaves), np.zeros(len(z))])
+    for step, (left, right) in enumerate(z[:, :2].astype(int)):
+        counts[n_leaves + step] = counts[left] + counts[right]
+    return counts[n_leaves:]
+
+
+# 5. Segments -----------------------------------------------------------------------------
+
+
+def pca_scatter(clusters: pd.DataFrame, scale: alt.Scale, max_points: int = 5000) -> alt.Chart:
+    """Customers on the first two principal components, coloured by segment."""
+    data = clusters
+    if len(data) > max_points:
+        data = data.sample(max_points, random_state=0)
+    return (
+        alt.Chart(data)
+        .mark_circle(size=12, opacity=0.6)
+        .encode(
+            x=alt.X("pca_1:Q", title="Principal component 1 (scaled features)"),
+            y=alt.Y("pca_2:Q", title="Principal component 2"),
+            color=_segment_color(scale),
+            tooltip=[
+                alt.Tooltip("customer_id:N", title="Customer"),
+                alt.Tooltip("segment_name:N", title="Segment"),
+                alt.Tooltip("distance_to_centroid:Q", title="Distance to centre", format=".2f"),
+            ],
+        )
+        .properties(
+            width=WIDTH,
+            height=380,
+            title=alt.Title(
+                "Customers on the first two principal components",
+                subtitle=f"{len(data):,} of {len(clusters):,} customers shown",
+            ),
+        )
+    )
+
+
+def segment_sizes(profiles: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
+    """Share of customers and share of revenue per segment."""
+    data = profiles.melt(
+        id_vars=["cluster_id", "segment_name"],
+        value_vars=["share_of_customers", "share_of_revenue"],
+        var_name="measure",
+        value_name="share",
+    )
+    data["measure"] = data["measure"].map(
+        {"share_of_customers": "Customers", "share_of_revenue": "Revenue"}
+    )
+    return (
+        alt.Chart(data, title="Share of customers and of revenue per segment")
+        .mark_bar()
+        .encode(
+            y=alt.Y("segment_name:N", sort=scale.domain, title=None),
+            x=alt.X("share:Q", title="Share", axis=alt.Axis(format="%")),
+            yOffset=alt.YOffset("measure:N"),
+            color=_segment_color(scale),
+            opacity=alt.Opacity(
+                "measure:N", scale=alt.Scale(range=[0.45, 1.0]), title="Bar (light: customers)"
+            ),
+            tooltip=[
+                alt.Tooltip("segment_name:N", title="Segment"),
+                alt.Tooltip("measure:N"),
+                alt.Tooltip("share:Q", format=".1%"),
+            ],
+        )
+        .properties(width=WIDTH, height=40 * len(profiles))
+    )
+
+
+def centroid_heatmap(
+    feature_profiles: pd.DataFrame, scale: alt.Scale, features: list[str]
+) -> alt.LayerChart:
+    """z-score of each segment's mean, per feature (colours clamped at +-1.5)."""
+    data = feature_profiles.dropna(subset=["z_score"])
+    base = alt.Chart(data).encode(
+        x=alt.X("feature:N", title=None, sort=features, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("segment_name:N", sort=scale.domain, title=None),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "z_score:Q",
+            # Clamped so one extreme segment does not wash out every other difference.
+            scale=alt.Scale(scheme="redblue", domain=[1.5, -1.5], clamp=True),
+            title="z-score",
+        ),
+        tooltip=[
+            alt.Tooltip("segment_name:N", title="Segment"),
+            alt.Tooltip("feature:N"),
+            alt.Tooltip("mean_value:Q", title="Segment mean", format=",.2f"),
+            alt.Tooltip("population_mean:Q", title="All customers", format=",.2f"),
+            alt.Tooltip("z_score:Q", format=".2f"),
+        ],
+    )
+    labels = base.mark_text(fontSize=9).encode(text=alt.Text("z_score:Q", format=".1f"))
+    return (cells + labels).properties(
+        width=WIDTH,
+        height=36 * data["segment_name"].nunique(),
+        title=alt.Title(
+            "Segment profiles: z-score of each segment's mean",
+            subtitle="Red: above all customers' mean; blue: below (in standard deviations; "
+            "colours saturate at 1.5).",
+        ),
+    )
+
+
+def profile_bars(
+    feature_profiles: pd.DataFrame, scale: alt.Scale, features: list[str]
+) -> alt.FacetChart:
+    """Lift (segment mean / everyone's mean) of key features per segment."""
+    data = feature_profiles[feature_profiles["feature"].isin(features)].dropna(subset=["lift"])
+    data = data[data["lift"] > 0]  # a log axis cannot show 0
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            y=alt.Y("segment_name:N", sort=scale.domain, title=None),
+            x=alt.X("lift:Q", title="Lift (1 = like all customers)", scale=alt.Scale(type="log")),
+            x2=alt.X2(datum=1),
+            color=_segment_color(scale),
+            tooltip=[
+                alt.Tooltip("segment_name:N", title="Segment"),
+                alt.Tooltip("feature:N"),
+                alt.Tooltip("mean_value:Q", title="Segment mean", format=",.2f"),
+                alt.Tooltip("population_mean:Q", title="All customers", format=",.2f"),
+                alt.Tooltip("lift:Q", format=".2f"),
+            ],
+        )
+        .properties(width=250, height=28 * data["segment_name"].nunique())
+        .facet(facet=alt.Facet("feature:N", title=None, sort=features), columns=2)
+        .properties(
+            title=alt.Title(
+                "Lift of key features per segment",
+                subtitle="Segment mean / all customers' mean, log scale: bars grow from 1.",
+            )
+        )
+    )
+
+
+def segment_rfm_heatmap(
+    crosstab: pd.DataFrame, scale: alt.Scale, rfm_order: list[str]
+) -> alt.LayerChart:
+    """Customers per (k-means segment, RFM segment)."""
+    base = alt.Chart(crosstab, title="k-means segments against RFM segments").encode(
+        x=alt.X(
+            "rfm_segment_label:N",
+            sort=rfm_order,
+            title="RFM segment",
+            axis=alt.Axis(labelAngle=-40),
+        ),
+        y=alt.Y("segment_name:N", sort=scale.domain, title="k-means segment"),
+    )
+    return (
+        base.mark_rect().encode(
+            color=alt.Color("n_customers:Q", title="Customers", scale=alt.Scale(scheme="blues")),
+            tooltip=[
+                alt.Tooltip("segment_name:N", title="Segment"),
+                alt.Tooltip("rfm_segment_label:N", title="RFM segment"),
+                alt.Tooltip("n_customers:Q", title="Customers", format=","),
+                alt.Tooltip("share_of_cluster:Q", title="Share of segment", format=".1%"),
+            ],
+        )
+        + base.mark_text(fontSize=9).encode(text=alt.Text("n_customers:Q", format=","))
+    ).properties(width=WIDTH, height=36 * crosstab["segment_name"].nunique())
+
+
+# 6. Movement -----------------------------------------------------------------------------
+
+
+def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
+    """Customers moving between segments between the last two snapshots."""
+    latest = migration[migration["to_snapshot_date"] == migration["to_snapshot_date"].max()]
+    start = pd.Timestamp(latest["from_snapshot_date"].iloc[0]).date()
+    end = pd.Timestamp(latest["to_snapshot_date"].iloc[0]).date()
+    from_order = ["(new customer)", *scale.domain]
+    base = alt.Chart(latest).encode(
+        x=alt.X(
+            "to_segment_name:N",
+            sort=scale.domain,
+            title=f"Segment on {end}",
+            axis=alt.Axis(labelAngle=-40),
+        ),
+        y=alt.Y("from_segment_name:N", sort=from_order, title=f"Segment on {start}"),
+    )
+    return (
+        base.mark_rect().encode(
+            color=alt.Color(
+                "n_customers:Q", title="Customers", scale=alt.Scale(scheme="blues", type="sqrt")
+            ),
+            tooltip=[
+                alt.Tooltip("from_segment_name:N", title="From"),
+                alt.Tooltip("to_segment_name:N", title="To"),
+                alt.Tooltip("n_customers:Q", title="Customers", format=","),
+                alt.Tooltip("n_ordered_in_period:Q", title="Ordered in between", format=","),
+                alt.Tooltip("n_lapsed_in_period:Q", title="Lapsed in between", format=","),
+            ],
+        )
+        + base.mark_text(fontSize=10).encode(text=alt.Text("n_customers:Q", format=","))
+    ).properties(
+        width=360,
+        height=300,
+        title=alt.Title(
+            f"Segment migration, {start} to {end}",
+            subtitle="Rows: segment before; columns: segment after; diagonal: stayed.",
+        ),
+    )
+
+
+def segment_sizes_over_time(history: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
+    """Customers per segment at each snapshot (customer_segment_history)."""
+    counts = history.groupby(["snapshot_date", "segment_name"], as_index=False).agg(
+        customers=("customer_id", "size")
+    )
+    return (
+        alt.Chart(counts, title="Segment sizes over time (scored with today's model)")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "yearmonthdate(snapshot_date):O",
+                title="As of (orders before this date)",
+                axis=alt.Axis(labelAngle=0, format="%Y-%m-%d"),
+            ),
+            y=alt.Y("customers:Q", title="Customers"),
+            color=_segment_color(scale),
+            tooltip=[
+                alt.Tooltip("snapshot_date:T", title="As of"),
+                alt.Tooltip("segment_name:N", title="Segment"),
+                alt.Tooltip("customers:Q", title="Customers", format=","),
+            ],
+        )
+        .properties(width=WIDTH, height=260)
+    )

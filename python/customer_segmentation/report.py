@@ -1,0 +1,339 @@
+"""Write the segmentation report: one offline HTML page and a PNG per chart.
+
+Usage: ``python -m customer_segmentation.report [--database PATH] [--out DIR]``. Reads the
+DuckDB file written by ``dbt build`` read-only; ``make build`` ends with this, ``make report``
+redraws without rebuilding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import altair as alt
+import duckdb
+import pandas as pd
+
+from customer_segmentation import charts
+
+# The marts the report reads (also the exposure's depends_on in models/marts/_exposures.yml).
+MART_QUERIES: dict[str, str] = {
+    "audit": "select * from data_quality_audit order by rule_order",
+    "monthly": "select * from monthly_activity order by activity_month",
+    "countries": "select * from country_summary",
+    "cohorts": "select * from cohort_retention",
+    "order_sizes": "select * from order_size_distribution",
+    "timing": "select * from purchase_timing",
+    "features": "select * from customer_features order by customer_id",
+    "rfm": "select * from customer_rfm_segments order by customer_id",
+    "selection": "select * from cluster_model_selection order by algorithm, k",
+    "silhouettes": """
+        select s.*, n.segment_name
+        from customer_silhouettes as s inner join segment_names as n using (cluster_id)
+    """,
+    "linkage": "select * from hierarchy_linkage order by merge_order",
+    "clusters": """
+        select c.*, n.segment_name
+        from customer_clusters as c inner join segment_names as n using (cluster_id)
+        order by customer_id
+    """,
+    "profiles": "select * from segment_profiles order by cluster_id",
+    "feature_profiles": """
+        select p.*, n.segment_name
+        from segment_feature_profiles as p inner join segment_names as n using (cluster_id)
+    """,
+    "crosstab": "select * from segment_rfm_crosstab",
+    "rfm_segments": "select * from reference.rfm_segments order by segment_order",
+    "migration": "select * from segment_migration",
+    "history": "select snapshot_date, customer_id, segment_name from customer_segment_history",
+    "evaluation": "select * from cluster_evaluation",
+}
+
+CORRELATION_FEATURES = [
+    "recency_days",
+    "frequency",
+    "monetary",
+    "tenure_days",
+    "average_order_value",
+    "average_items_per_order",
+    "distinct_products",
+    "return_rate",
+    "share_of_orders_last_90_days",
+    "mean_order_hour",
+]
+PROFILE_FEATURES = ["recency_days", "frequency", "monetary", "return_rate"]
+
+
+class ReportError(RuntimeError):
+    """The report cannot be drawn (no database, locked database, missing tables)."""
+
+
+def load_marts(database: Path) -> dict[str, pd.DataFrame]:
+    """Read every mart the report needs, read-only.
+
+    Raises:
+        ReportError: the file is missing, locked by a running build, or lacks a mart.
+
+    """
+    if not database.is_file():
+        raise ReportError(f"{database}: no such database; run `make build` first")
+    try:
+        con = duckdb.connect(str(database), read_only=True)
+    except duckdb.IOException as error:
+        raise ReportError(
+            f"{database}: cannot open it read-only ({error}). Another process holds the file "
+            "(a running `dbt build`, or an open DuckDB session): wait for it or close it."
+        ) from error
+    try:
+        data = {}
+        for name, query in MART_QUERIES.items():
+            try:
+                data[name] = con.sql(query).df()
+            except duckdb.CatalogException as error:
+                raise ReportError(
+                    f"{database}: a table the report reads is missing ({error}); "
+                    "run `make build` to create every mart"
+                ) from error
+        return data
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled group of charts on the page."""
+
+    key: str
+    title: str
+    intro: str
+    charts: dict[str, alt.TopLevelMixin]
+
+
+def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
+    """Every chart of the report, grouped into the page's sections."""
+    names = data["profiles"].sort_values("cluster_id")["segment_name"].tolist()
+    scale = charts.segment_colors(names)
+    k = len(names)
+    rfm_order = data["rfm_segments"]["segment_label"].tolist()
+    builders: list[tuple[str, str, str, dict[str, Callable[[], alt.TopLevelMixin]]]] = [
+        (
+            "data",
+            "1. The data",
+            "What went in, what was cleaned away and why, and how the business looks over time.",
+            {
+                "cleaning_audit": lambda: charts.cleaning_audit(data["audit"]),
+                "monthly_activity": lambda: charts.monthly_activity(data["monthly"]),
+                "revenue_by_country": lambda: charts.revenue_by_country(data["countries"]),
+                "cohort_retention": lambda: charts.cohort_retention(
+                    data["cohorts"], charts.partial_months(data["monthly"])
+                ),
+                "order_value_distribution": lambda: charts.order_value_distribution(
+                    data["order_sizes"]
+                ),
+                "purchase_timing": lambda: charts.purchase_timing(data["timing"]),
+            },
+        ),
+        (
+            "features",
+            "2. Customer features",
+            "Recency, frequency and monetary value per customer, how features relate, and the "
+            "classic RFM grid.",
+            {
+                "feature_distributions": lambda: charts.feature_distributions(data["features"]),
+                "feature_correlations": lambda: charts.feature_correlations(
+                    data["features"], CORRELATION_FEATURES
+                ),
+                "rfm_grid": lambda: charts.rfm_grid(data["rfm"]),
+            },
+        ),
+        (
+            "choosing_k",
+            "3. Choosing the number of segments",
+            "k-means and Ward clustering were fitted for every k; the rule that picked k is "
+            "stated in the summary.",
+            {
+                "elbow": lambda: charts.elbow(data["selection"]),
+                "selection_metrics": lambda: charts.selection_metrics(data["selection"]),
+            },
+        ),
+        (
+            "quality",
+            "4. Quality of the segments",
+            "How well customers sit in their segment, and the hierarchy the Ward clusters come "
+            "from.",
+            {
+                "silhouette_plot": lambda: charts.silhouette_plot(data["silhouettes"], scale),
+                "dendrogram": lambda: charts.dendrogram(data["linkage"], k),
+            },
+        ),
+        (
+            "segments",
+            "5. The segments",
+            "Who is in each segment, how big and valuable it is, and how it differs from the "
+            "average customer.",
+            {
+                "pca_scatter": lambda: charts.pca_scatter(data["clusters"], scale),
+                "segment_sizes": lambda: charts.segment_sizes(data["profiles"], scale),
+                "centroid_heatmap": lambda: charts.centroid_heatmap(
+                    data["feature_profiles"], scale, CORRELATION_FEATURES
+                ),
+                "profile_bars": lambda: charts.profile_bars(
+                    data["feature_profiles"], scale, PROFILE_FEATURES
+                ),
+                "segment_rfm_heatmap": lambda: charts.segment_rfm_heatmap(
+                    data["crosstab"], scale, rfm_order
+                ),
+            },
+        ),
+        (
+            "movement",
+            "6. Movement between segments",
+            "Segments as of earlier month ends, scored with today's model.",
+            {
+                "migration_heatmap": lambda: charts.migration_heatmap(data["migration"], scale),
+                "segment_sizes_over_time": lambda: charts.segment_sizes_over_time(
+                    data["history"], scale
+                ),
+            },
+        ),
+    ]
+    return [
+        Section(key, title, intro, {name: build() for name, build in chart_builders.items()})
+        for key, title, intro, chart_builders in builders
+    ]
+
+
+def summary_html(data: dict[str, pd.DataFrame]) -> str:
+    """The opening summary, written from the data, and the table of segments."""
+    profiles = data["profiles"].sort_values("cluster_id")
+    selection = data["selection"]
+    chosen = selection[selection["is_selected"] & (selection["algorithm"] == "kmeans")].iloc[0]
+    largest = profiles.loc[profiles["n_customers"].idxmax()]
+    richest = profiles.loc[profiles["share_of_revenue"].idxmax()]
+    snapshot = pd.Timestamp(data["features"]["snapshot_date"].iloc[0]).date()
+    kept = int(data["audit"].loc[data["audit"]["row_class"] == "kept", "n_rows"].iloc[0])
+    raw = int(data["audit"]["n_rows"].sum())
+    text = (
+        f"<p>{int(profiles['n_customers'].sum()):,} customers, as of {snapshot}, from "
+        f"{raw:,} transaction lines ({kept:,} kept after cleaning), fall into "
+        f"<b>{int(chosen['k'])} segments</b>. Why {int(chosen['k'])}: "
+        f"{html.escape(str(chosen['selection_reason']))}.</p>"
+        f"<p>The largest segment is <b>{html.escape(largest['segment_name'])}</b> "
+        f"({largest['share_of_customers']:.0%} of customers); the most valuable is "
+        f"<b>{html.escape(richest['segment_name'])}</b>, with {richest['share_of_revenue']:.0%} of "
+        f"revenue from {richest['share_of_customers']:.0%} of customers.</p>"
+    )
+    colors = charts.segment_colors(profiles["segment_name"].tolist()).range
+    rows = "".join(
+        "<tr>"
+        f'<td><span class="swatch" style="background:{color}"></span>'
+        f"{html.escape(row.segment_name)}</td>"
+        f"<td class='num'>{row.n_customers:,}</td>"
+        f"<td class='num'>{row.share_of_customers:.0%}</td>"
+        f"<td class='num'>{row.share_of_revenue:.0%}</td>"
+        f"<td>{html.escape(row.segment_description)}</td>"
+        f"<td>{html.escape(str(row.recommended_action))}</td>"
+        "</tr>"
+        for row, color in zip(profiles.itertuples(), colors, strict=True)
+    )
+    table = (
+        "<table><thead><tr><th>Segment</th><th>Customers</th><th>Share</th>"
+        "<th>Revenue share</th><th>Who they are</th><th>Recommended action</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+    return f'<section id="summary"><h2>Summary</h2>{text}{table}</section>'
+
+
+PAGE_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto;
+       max-width: 1100px; color: #222; line-height: 1.45; padding: 0 1rem; }
+h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+th, td { border-bottom: 1px solid #eee; padding: 0.35rem 0.5rem; text-align: left;
+         vertical-align: top; }
+td.num { text-align: right; white-space: nowrap; }
+.swatch { display: inline-block; width: 0.8rem; height: 0.8rem; margin-right: 0.4rem;
+          border-radius: 2px; vertical-align: middle; }
+.chart { margin: 1.5rem 0; } nav a { margin-right: 1rem; }
+"""
+
+
+def page_html(sections: list[Section], summary: str, title: str) -> str:
+    """The whole page: Vega scripts inline (opens offline), then every chart."""
+    import vl_convert
+    from altair.utils._importers import vl_version_for_vl_convert
+
+    bundle = vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert())
+    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
+    body = []
+    embeds = []
+    for section in sections:
+        body.append(
+            f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>'
+            f"<p>{html.escape(section.intro)}</p>"
+        )
+        for name, chart in section.charts.items():
+            body.append(f'<div class="chart" id="chart-{name}"></div>')
+            spec = json.dumps(chart.to_dict())
+            embeds.append(f"vegaEmbed('#chart-{name}', {spec}, {{actions: false}});")
+        body.append("</section>")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style>"
+        f"<script>{bundle}</script></head><body>"
+        f"<h1>{html.escape(title)}</h1><nav>{nav}</nav>{summary}{''.join(body)}"
+        f"<script>{''.join(embeds)}</script></body></html>"
+    )
+
+
+def write_report(database: Path, out_dir: Path, png: bool = True) -> list[Path]:
+    """Write ``index.html`` and ``figures/<chart>.png`` under out_dir; return the files."""
+    data = load_marts(database)
+    sections = build_sections(data)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = out_dir / "index.html"
+    page.write_text(
+        page_html(sections, summary_html(data), "Customer segmentation report"), encoding="utf-8"
+    )
+    written = [page]
+    if png:
+        figures = out_dir / "figures"
+        figures.mkdir(exist_ok=True)
+        for section in sections:
+            for name, chart in section.charts.items():
+                path = figures / f"{name}.png"
+                chart.save(str(path), scale_factor=2)
+                written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database",
+        type=Path,
+        default=Path(os.environ.get("DBT_DUCKDB_PATH", "customer_segmentation.duckdb")),
+        help="DuckDB file written by dbt build (default: $DBT_DUCKDB_PATH or "
+        "customer_segmentation.duckdb)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="output directory")
+    parser.add_argument("--no-png", action="store_true", help="skip the PNG figures")
+    args = parser.parse_args(argv)
+    try:
+        written = write_report(args.database, args.out, png=not args.no_png)
+    except ReportError as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 1
+    print(f"report: wrote {written[0]} and {len(written) - 1} PNG figure(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

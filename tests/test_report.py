@@ -1,0 +1,111 @@
+"""The report: every chart is a valid Vega-Lite spec, PNGs are real images, the page is whole."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import altair as alt
+import pytest
+
+from conftest import DbtRun
+from customer_segmentation import report
+
+SECTIONS = ["data", "features", "choosing_k", "quality", "segments", "movement"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def sections(bundled_build: DbtRun) -> list[report.Section]:
+    return report.build_sections(report.load_marts(bundled_build.database))
+
+
+def all_charts(sections: list[report.Section]) -> dict[str, alt.TopLevelMixin]:
+    return {name: chart for s in sections for name, chart in s.charts.items()}
+
+
+def test_every_section_and_chart_is_built(sections: list[report.Section]) -> None:
+    assert [s.key for s in sections] == SECTIONS
+    charts = all_charts(sections)
+    assert len(charts) == 20
+    for name, chart in charts.items():
+        spec = chart.to_dict()  # validates against the Vega-Lite schema
+        assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/"), name
+
+
+def test_segments_have_one_colour_each_in_cluster_order(
+    sections: list[report.Section], bundled_build: DbtRun
+) -> None:
+    names = [
+        r[0]
+        for r in bundled_build.query(
+            "select segment_name from segment_profiles order by cluster_id"
+        )
+    ]
+    spec = all_charts(sections)["pca_scatter"].to_dict()
+    color = spec["encoding"]["color"]["scale"]
+    assert color["domain"] == names
+    assert len(set(color["range"])) == len(names)
+
+
+def test_png_export_gives_images(sections: list[report.Section], tmp_path: Path) -> None:
+    for name, chart in all_charts(sections).items():
+        path = tmp_path / f"{name}.png"
+        chart.save(str(path))
+        content = path.read_bytes()
+        assert content.startswith(PNG_SIGNATURE), name
+        assert len(content) > 5_000, name
+
+
+def test_page_is_self_contained_and_complete(bundled_build: DbtRun, tmp_path: Path) -> None:
+    written = report.write_report(bundled_build.database, tmp_path, png=False)
+    page = written[0].read_text(encoding="utf-8")
+    assert "<script src=" not in page  # Vega, Vega-Lite and vega-embed are inline
+    assert "vegaEmbed" in page
+    for key in ["summary", *SECTIONS]:
+        assert f'<section id="{key}">' in page
+    for name in all_charts(report.build_sections(report.load_marts(bundled_build.database))):
+        assert f'id="chart-{name}"' in page
+    k = bundled_build.scalar("select k from cluster_model_selection where is_selected limit 1")
+    assert f"<b>{k} segments</b>" in page
+    assert "Recommended action" in page
+
+
+def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(report.ReportError, match="no such database; run `make build` first"):
+        report.load_marts(tmp_path / "nope.duckdb")
+    assert report.main(["--database", str(tmp_path / "nope.duckdb"), "--out", str(tmp_path)]) == 1
+
+
+def test_database_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    database = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+            "con.execute('create table t as select 1'); print('ready', flush=True); time.sleep(60)",
+            str(database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(report.ReportError, match="Another process holds the file"):
+            report.load_marts(database)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+
+
+def test_a_database_without_the_marts_is_a_clear_error(tmp_path: Path) -> None:
+    import duckdb
+
+    database = tmp_path / "empty.duckdb"
+    duckdb.connect(str(database)).close()
+    with pytest.raises(report.ReportError, match="a table the report reads is missing"):
+        report.load_marts(database)
