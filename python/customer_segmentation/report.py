@@ -219,11 +219,13 @@ def summary_html(data: dict[str, pd.DataFrame]) -> str:
     snapshot = pd.Timestamp(data["features"]["snapshot_date"].iloc[0]).date()
     kept = int(data["audit"].loc[data["audit"]["row_class"] == "kept", "n_rows"].iloc[0])
     raw = int(data["audit"]["n_rows"].sum())
+    # The stored reason starts "k=5: ..."; the sentence already names k.
+    reason = str(chosen["selection_reason"]).split(": ", 1)[-1]
     text = (
         f"<p>{int(profiles['n_customers'].sum()):,} customers, as of {snapshot}, from "
         f"{raw:,} transaction lines ({kept:,} kept after cleaning), fall into "
         f"<b>{int(chosen['k'])} segments</b>. Why {int(chosen['k'])}: "
-        f"{html.escape(str(chosen['selection_reason']))}.</p>"
+        f"{html.escape(reason)}.</p>"
         f"<p>The largest segment is <b>{html.escape(largest['segment_name'])}</b> "
         f"({largest['share_of_customers']:.0%} of customers); the most valuable is "
         f"<b>{html.escape(richest['segment_name'])}</b>, with {richest['share_of_revenue']:.0%} of "
