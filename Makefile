@@ -21,6 +21,7 @@ $(STAMP): requirements.txt
 ## build: dbt build on the data (default: data/online_retail.parquet) into customer_segmentation.duckdb,
 ## then the report (reports/index.html, reports/figures/*.png)
 build: $(STAMP)
+	PYTHONPATH=python $(BIN)/python -m customer_segmentation.lock
 	$(DBT) build
 	$(MAKE) --no-print-directory report
 

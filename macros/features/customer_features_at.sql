@@ -82,7 +82,8 @@
                 where order_date >= snapshot_date - interval 90 day
             ) as n_orders_last_90_days,
             count(*) filter (where isodow(ordered_at) in (6, 7)) as n_weekend_orders,
-            avg(hour(ordered_at) + minute(ordered_at) / 60) as mean_order_hour
+            -- Integer minutes: an exact sum, whatever the row order.
+            avg(60 * hour(ordered_at) + minute(ordered_at)) / 60 as mean_order_hour
 
         from snapshot_orders
         group by snapshot_date, customer_id
@@ -167,16 +168,17 @@
         date_diff('day', order_summary.last_order_date, order_summary.snapshot_date)
             as recency_days,
         order_summary.frequency,
-        round(order_summary.monetary, 2) as monetary,
+        cast(round(order_summary.monetary, 2) as double) as monetary,
         date_diff('day', order_summary.first_order_date, order_summary.snapshot_date)
             as tenure_days,
-        round(order_summary.monetary / order_summary.frequency, 2) as average_order_value,
+        cast(round(order_summary.monetary / order_summary.frequency, 2) as double)
+            as average_order_value,
         order_summary.n_items / order_summary.frequency as average_items_per_order,
         line_summary.distinct_products,
         order_summary.mean_days_between_orders,
         order_summary.median_days_between_orders,
-        round(line_summary.returned_value, 2) as returned_value,
-        line_summary.returned_value / order_summary.monetary as return_rate,
+        cast(round(line_summary.returned_value, 2) as double) as returned_value,
+        cast(line_summary.returned_value / order_summary.monetary as double) as return_rate,
         order_summary.n_orders_last_90_days / order_summary.frequency
             as share_of_orders_last_90_days,
         order_summary.n_weekend_orders / order_summary.frequency as weekend_share_of_orders,

@@ -45,6 +45,18 @@ ACCEPTED_SPELLINGS: dict[str, tuple[str, ...]] = {
 }
 
 ROW_NUMBER_COLUMN = "source_row_number"
+# Text dates: the first format that parses every value wins (month-first, as in UCI's own CSV
+# exports, before day-first). ISO timestamps need no format.
+DATE_FORMATS: tuple[str, ...] = (
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+)
+TEXT_TYPES = ("VARCHAR",)
 CSV_ENCODINGS: tuple[str, ...] = ("utf-8", "latin-1")
 BATCH_ROWS = 1_000_000
 
@@ -118,10 +130,88 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _select_list(mapping: dict[str, str]) -> str:
-    return ", ".join(
-        f"{_quote_identifier(mapping[c])} as {_quote_identifier(c)}" for c in CANONICAL_COLUMNS
+def _first_bad_value(
+    con: duckdb.DuckDBPyConnection, table_function: str, column: str, bad_when: str
+) -> tuple[int, str | None]:
+    """Count the values of a column for which ``bad_when`` (SQL over ``v``) holds; one example."""
+    query = (
+        f"select count(*), min(cast(v as varchar)) from "
+        f"(select {_quote_identifier(column)} as v from {table_function}) "
+        f"where v is not null and trim(cast(v as varchar)) != '' and ({bad_when})"
     )
+    count, example = con.execute(query).fetchone()
+    return int(count), example
+
+
+def _date_expression(
+    con: duckdb.DuckDBPyConnection, table_function: str, column: str, path: Path
+) -> str:
+    """SQL turning a text date column into a timestamp, or a RawFileError naming bad values."""
+    quoted = _quote_identifier(column)
+    bad, example = _first_bad_value(con, table_function, column, "try_cast(v as timestamp) is null")
+    if bad == 0:
+        return f"cast({quoted} as timestamp)"
+    best = (bad, example, "ISO")
+    for date_format in DATE_FORMATS:
+        failing, failing_example = _first_bad_value(
+            con, table_function, column, f"try_strptime(v, '{date_format}') is null"
+        )
+        if failing == 0:
+            return f"strptime({quoted}, '{date_format}')"
+        if failing < best[0]:
+            best = (failing, failing_example, date_format)
+    raise RawFileError(
+        f"{path}: column {column}: {best[0]} value(s) are not dates, e.g. {best[1]!r} (closest "
+        f"format: {best[2]}); use ISO dates (2010-12-01 08:26) or one consistent format of "
+        f"{', '.join(DATE_FORMATS)}"
+    )
+
+
+# Checks for text (or fractional) values where a number is expected.
+NUMBER_CHECKS: dict[str, tuple[str, str]] = {
+    "Quantity": (
+        "try_cast(v as double) is null or try_cast(v as double) != round(try_cast(v as double))",
+        "whole numbers",
+    ),
+    "UnitPrice": ("try_cast(v as double) is null", "numbers"),
+    "CustomerID": (
+        "try_cast(v as double) is null or try_cast(v as double) != round(try_cast(v as double))",
+        "whole numbers",
+    ),
+}
+
+
+def _validated_select(
+    con: duckdb.DuckDBPyConnection,
+    table_function: str,
+    mapping: dict[str, str],
+    types: dict[str, str],
+    path: Path,
+) -> str:
+    """The select list with canonical names; text dates parsed; bad numbers refused.
+
+    Raises:
+        RawFileError: naming the column, how many values are bad and one of them.
+
+    """
+    expressions = []
+    for canonical in CANONICAL_COLUMNS:
+        column = mapping[canonical]
+        column_type = types[column]
+        expression = _quote_identifier(column)
+        if canonical == "InvoiceDate" and column_type in TEXT_TYPES:
+            expression = _date_expression(con, table_function, column, path)
+        elif canonical in NUMBER_CHECKS and not column_type.endswith("INT"):
+            bad_when, expected = NUMBER_CHECKS[canonical]
+            if column_type in TEXT_TYPES or canonical != "UnitPrice":
+                bad, example = _first_bad_value(con, table_function, column, bad_when)
+                if bad:
+                    raise RawFileError(
+                        f"{path}: column {column}: {bad} value(s) are not {expected}, "
+                        f"e.g. {example!r}"
+                    )
+        expressions.append(f"{expression} as {_quote_identifier(canonical)}")
+    return ", ".join(expressions)
 
 
 def _with_row_numbers(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatchReader:
@@ -138,22 +228,31 @@ def _with_row_numbers(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> p
     return pa.RecordBatchReader.from_batches(out_schema, numbered())
 
 
-def _read_with_duckdb(path: Path, table_function: str) -> pa.RecordBatchReader:
-    """Stream a file through DuckDB so Parquet of any size is read in bounded memory."""
+def _read_with_duckdb(
+    path: Path, table_function: str, table: pa.Table | None = None
+) -> pa.RecordBatchReader:
+    """Stream a file through DuckDB so Parquet of any size is read in bounded memory.
+
+    ``table``, when given, is registered as ``table_function`` (rows read by openpyxl), so every
+    format goes through the same checks.
+    """
     con = duckdb.connect()
+    if table is not None:
+        con.register(table_function, table)
     try:
-        columns = [
-            row[0] for row in con.execute(f"describe select * from {table_function}").fetchall()
-        ]
-        mapping = map_columns(columns, path)
+        described = con.execute(f"describe select * from {table_function}").fetchall()
+        types = {row[0]: str(row[1]) for row in described}
+        mapping = map_columns(list(types), path)
+        (n_rows,) = con.execute(f"select count(*) from {table_function}").fetchone()
+        if n_rows == 0:
+            raise RawFileError(f"{path}: has a header but no transaction lines")
+        select_list = _validated_select(con, table_function, mapping, types, path)
     except BaseException:
         con.close()
         raise
     # preserve_insertion_order keeps file order, which source_row_number depends on.
     con.execute("set preserve_insertion_order = true")
-    reader = con.sql(f"select {_select_list(mapping)} from {table_function}").to_arrow_reader(
-        BATCH_ROWS
-    )
+    reader = con.sql(f"select {select_list} from {table_function}").to_arrow_reader(BATCH_ROWS)
 
     # The connection must outlive the reader; the reader holds a reference through the closure.
     def batches() -> Iterator[pa.RecordBatch]:
@@ -201,7 +300,7 @@ def _column_array(values: list[object]) -> pa.Array:
 
 
 def read_xlsx(path: Path) -> pa.Table:
-    """Read the first worksheet of an .xlsx file with openpyxl.
+    """Read the first worksheet of an .xlsx file with openpyxl, keeping the file's column names.
 
     DuckDB's excel extension would be downloaded at run time, which fails offline.
     """
@@ -224,10 +323,8 @@ def read_xlsx(path: Path) -> pa.Table:
                 out.append(row[position] if position < len(row) else None)
     finally:
         workbook.close()
-    n_rows = len(values[0])
     arrays = [_column_array(v) for v in values]
-    arrays.append(pa.array(range(1, n_rows + 1), pa.int64()))
-    return pa.Table.from_arrays(arrays, names=[*CANONICAL_COLUMNS, ROW_NUMBER_COLUMN])
+    return pa.Table.from_arrays(arrays, names=[mapping[c] for c in CANONICAL_COLUMNS])
 
 
 def read_transactions(path: str | Path) -> pa.RecordBatchReader:
@@ -246,6 +343,8 @@ def read_transactions(path: str | Path) -> pa.RecordBatchReader:
     file_format = detect_format(path)
     if not path.is_file():
         raise RawFileError(f"{path}: file not found (working directory: {Path.cwd()})")
+    if path.stat().st_size == 0:
+        raise RawFileError(f"{path}: the file is empty (0 bytes)")
     if file_format == "parquet":
         try:
             return _read_with_duckdb(path, f"read_parquet({_sql_string(str(path))})")
@@ -253,6 +352,5 @@ def read_transactions(path: str | Path) -> pa.RecordBatchReader:
             raise RawFileError(f"{path}: cannot be read as Parquet: {error}") from error
     if file_format == "csv":
         table, _ = read_csv(path)
-    else:
-        table = read_xlsx(path)
-    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    return _read_with_duckdb(path, "xlsx_sheet", read_xlsx(path))

@@ -8,13 +8,15 @@ order varies and the labels would vary with it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from customer_segmentation.clustering import (
+    ClusteringError,
     cluster_means,
     cluster_order,
     fit_kmeans,
@@ -23,8 +25,9 @@ from customer_segmentation.clustering import (
     pca_coordinates,
     sample_rows,
 )
-from customer_segmentation.config import ClusteringConfig, parse_config
+from customer_segmentation.config import ClusteringConfig, ConfigError, parse_config
 from customer_segmentation.scaling import (
+    ScalingError,
     fit_scaler,
     invert_scaling,
     parameters_from_table,
@@ -32,6 +35,33 @@ from customer_segmentation.scaling import (
 )
 from customer_segmentation.selection import evaluated_range, model_selection
 from customer_segmentation.timing import stage
+
+F = TypeVar("F", bound=Callable[..., pa.Table])
+EXPECTED_ERRORS = (ConfigError, ScalingError, ClusteringError, ValueError)
+
+
+class ModelError(ValueError):
+    """A dbt Python model stopped on bad data or settings; the message says which and why."""
+
+
+def clear_errors(function: F) -> F:
+    """Say what went wrong in one line before dbt prints the traceback.
+
+    dbt-duckdb wraps a Python model's exception with its full traceback; the message would
+    come last. So the error is printed first, as ``[model] ERROR: ...``, and re-raised with
+    the chain cut so the traceback stays short.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> pa.Table:
+        try:
+            return function(*args, **kwargs)
+        except EXPECTED_ERRORS as error:
+            message = f"{function.__name__}: {error}"
+            print(f"[{function.__name__}] ERROR: {error}", flush=True)
+            raise ModelError(message) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Relation(Protocol):
@@ -72,6 +102,7 @@ def selected_k(selection: Relation) -> int:
     return int(rows["k"][0].as_py())
 
 
+@clear_errors
 def scaler_parameters(features: Relation, settings: Mapping[str, Any]) -> pa.Table:
     """Model scaler_parameters: fit the scaling on customer_features."""
     config = parse_config(settings)
@@ -88,6 +119,7 @@ def scaler_parameters(features: Relation, settings: Mapping[str, Any]) -> pa.Tab
     return parameters_table(fitted)
 
 
+@clear_errors
 def cluster_model_selection(scaled: Relation, settings: Mapping[str, Any]) -> pa.Table:
     """Model cluster_model_selection: metrics for every algorithm and k, and the choice."""
     config = parse_config(settings)
@@ -103,6 +135,7 @@ def _final_kmeans(matrix: np.ndarray, config: ClusteringConfig, k: int) -> np.nd
     return fit.centers[np.argsort(new_ids)]
 
 
+@clear_errors
 def cluster_centroids(
     scaled: Relation, selection: Relation, scaler: Relation, settings: Mapping[str, Any]
 ) -> pa.Table:
@@ -140,6 +173,7 @@ def _centroid_matrix(centroids: pa.Table, features: Sequence[str]) -> np.ndarray
     return centers
 
 
+@clear_errors
 def customer_clusters(
     scaled: Relation, centroids: Relation, selection: Relation, settings: Mapping[str, Any]
 ) -> pa.Table:
@@ -170,6 +204,7 @@ def customer_clusters(
     )
 
 
+@clear_errors
 def hierarchy_linkage(scaled: Relation, settings: Mapping[str, Any]) -> pa.Table:
     """Model hierarchy_linkage: the Ward merges, enough to draw a dendrogram."""
     config = parse_config(settings)
@@ -194,6 +229,7 @@ def hierarchy_linkage(scaled: Relation, settings: Mapping[str, Any]) -> pa.Table
     )
 
 
+@clear_errors
 def customer_silhouettes(
     scaled: Relation, clusters: Relation, settings: Mapping[str, Any]
 ) -> pa.Table:

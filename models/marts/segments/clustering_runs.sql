@@ -1,5 +1,11 @@
 -- One row per build, kept across builds (incremental): what was clustered, how, and how well.
-{{ config(materialized='incremental', unique_key='invocation_id') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='invocation_id',
+        on_schema_change='append_new_columns',
+    )
+}}
 
 with
 
@@ -53,6 +59,21 @@ customer_counts as (
 
 ),
 
+orders as (
+
+    select * from {{ ref('int_orders_aggregated') }}
+
+),
+
+later_orders as (
+
+    select count(*) as n_orders_after_snapshot
+    from orders
+    cross join customer_counts
+    where orders.order_date >= customer_counts.snapshot_date
+
+),
+
 feature_lists as (
 
     select
@@ -91,6 +112,7 @@ final as (
         line_counts.n_kept_lines,
         customer_counts.n_customers,
         customer_counts.snapshot_date,
+        later_orders.n_orders_after_snapshot,
         feature_lists.clustering_features,
         feature_lists.log_transformed_features,
         '{{ var("scaler") }}' as scaler,
@@ -113,6 +135,7 @@ final as (
     from selection
     cross join line_counts
     cross join customer_counts
+    cross join later_orders
     cross join feature_lists
     cross join evaluation_values
     cross join versions

@@ -17,7 +17,9 @@ renamed as (
         nullif(trim(cast("Description" as varchar)), '') as product_description,
         cast("Quantity" as integer) as quantity,
         cast("InvoiceDate" as timestamp) as invoiced_at,
-        cast("UnitPrice" as double) as unit_price,
+        -- Exact decimal money: sums then do not depend on row order (doubles would, and a
+        -- build on shuffled rows could round a cent differently).
+        cast("UnitPrice" as decimal(18, 4)) as unit_price,
         cast(cast("CustomerID" as double) as bigint) as customer_id,
         nullif(trim(cast("Country" as varchar)), '') as country
 

@@ -1,0 +1,45 @@
+{#-
+    Run at the start of every dbt build/run (on-run-start): stop with a message naming the var
+    and its value before any work is done. The clustering vars are checked by the Python
+    package (customer_segmentation.config) when the first ml model runs.
+-#}
+{% macro validate_vars() %}
+    {%- if execute -%}
+        {%- set problems = [] -%}
+
+        {%- set snapshot = var('snapshot_date') -%}
+        {%- if snapshot is not none -%}
+            {%- set parsed = run_query("select try_cast(" ~ sql_string(snapshot) ~ " as date)") -%}
+            {%- if parsed.columns[0].values()[0] is none -%}
+                {%- do problems.append("snapshot_date: " ~ snapshot ~ " is not a date (use YYYY-MM-DD)") -%}
+            {%- endif -%}
+        {%- endif -%}
+
+        {%- for name in ['migration_months', 'lapsed_after_days'] -%}
+            {%- set value = var(name) -%}
+            {%- if value is not number or value != value | int or value < 1 -%}
+                {%- do problems.append(name ~ ": expected a whole number >= 1, got " ~ value) -%}
+            {%- endif -%}
+        {%- endfor -%}
+
+        {%- set percentile = var('outlier_percentile') -%}
+        {%- if percentile is not number or percentile <= 0 or percentile >= 1 -%}
+            {%- do problems.append("outlier_percentile: expected a number between 0 and 1 (exclusive), got " ~ percentile) -%}
+        {%- endif -%}
+
+        {%- for name in ['raw_transactions_path', 'customer_attributes_path'] -%}
+            {%- set path = var(name) -%}
+            {%- if path is not none -%}
+                {%- set found = run_query("select count(*) from glob(" ~ sql_string(path) ~ ")") -%}
+                {%- if found.columns[0].values()[0] == 0 -%}
+                    {%- do problems.append(name ~ ": no file at " ~ path ~ " (relative paths start from the directory dbt runs in)") -%}
+                {%- endif -%}
+            {%- endif -%}
+        {%- endfor -%}
+
+        {%- if problems -%}
+            {{ exceptions.raise_compiler_error("Invalid dbt vars:\n  - " ~ (problems | join("\n  - "))) }}
+        {%- endif -%}
+    {%- endif -%}
+    select 1
+{% endmacro %}

@@ -1,0 +1,46 @@
+"""Say clearly when the DuckDB file is held by another process, before ``dbt build`` fails.
+
+DuckDB lets one process at a time open a database file for writing, and while one does, no
+other process can open it, not even read-only. ``make build`` runs this first:
+``python -m customer_segmentation.lock [PATH]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import duckdb
+
+
+def lock_problem(database: Path) -> str | None:
+    """A message naming the file and the holder if another process holds it, else None."""
+    if not database.exists():
+        return None
+    try:
+        duckdb.connect(str(database)).close()
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        return (
+            f"{database} is open in another process, so dbt cannot write to it. Close that "
+            "DuckDB session (CLI, notebook, BI tool) or wait for the running build to finish, "
+            f"then run the command again. DuckDB says: {error}"
+        )
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit 1 with a message when the database is locked."""
+    args = sys.argv[1:] if argv is None else argv
+    default = os.environ.get("DBT_DUCKDB_PATH", "customer_segmentation.duckdb")
+    problem = lock_problem(Path(args[0] if args else default))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

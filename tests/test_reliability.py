@@ -1,0 +1,348 @@
+"""Bad input, accounting, determinism and recovery, each through real dbt builds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, run_dbt
+
+pytestmark = pytest.mark.dbt
+
+SUBSET_FILTER = "CustomerID < 12700 or (CustomerID is null and InvoiceNo < '537000')"
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 330 customers of the bundled data (every cleaning class occurs)."""
+    path = tmp_path_factory.mktemp("subset") / "subset.parquet"
+    duckdb.sql(
+        f"copy (select * from '{PROJECT_ROOT / 'data' / 'online_retail.parquet'}' "
+        f"where {SUBSET_FILTER}) to '{path}' (format parquet)"
+    )
+    return path
+
+
+def csv_lines(path: Path, rows: list[tuple], header: list[str] = ONLINE_RETAIL_COLUMNS) -> Path:
+    text = "\n".join([",".join(header), *(",".join(str(v) for v in row) for row in rows)])
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def customer_orders(customer: int, n_orders: int, start: dt.date, amount: float) -> list[tuple]:
+    """Lines of one customer: n orders, 15 days apart, each one line worth `amount`."""
+    return [
+        (
+            f"{customer}{i:03d}",
+            "85123A",
+            "HEART",
+            2,
+            f"{start + dt.timedelta(days=15 * i)} 10:00",
+            amount / 2,
+            customer,
+            "United Kingdom",
+        )
+        for i in range(n_orders)
+    ]
+
+
+def audit_total(run: DbtRun) -> int:
+    return run.scalar("select sum(n_rows) from data_quality_audit")
+
+
+def table_hash(run: DbtRun, table: str, key: str) -> str:
+    return run.scalar(
+        f"select md5(string_agg(cast(t as varchar), '|' order by {key})) from {table} as t"
+    )
+
+
+# Bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (
+            [("536365", "85123A", "HEART", "six", "2010-12-01 08:26", 2.55, 17850, "UK")],
+            "column Quantity: 1 value(s) are not whole numbers, e.g. 'six'",
+        ),
+        (
+            [
+                ("536365", "85123A", "HEART", 6, "12/1/2010 8:26", 2.55, 17850, "UK"),
+                ("536366", "85123A", "HEART", 6, "yesterday", 2.55, 17850, "UK"),
+            ],
+            "column InvoiceDate: 1 value(s) are not dates, e.g. 'yesterday'",
+        ),
+        (
+            [("536365", "85123A", "HEART", 6, "2010-12-01 08:26", "cheap", 17850, "UK")],
+            "column UnitPrice: 1 value(s) are not numbers, e.g. 'cheap'",
+        ),
+        ([], "has a header but no transaction lines"),
+    ],
+    ids=["text_in_quantity", "unparseable_date", "text_in_price", "header_only"],
+)
+def test_bad_values_fail_naming_file_column_and_value(
+    tmp_path: Path, dbt_runner: Callable[..., DbtRun], rows: list[tuple], expected: str
+) -> None:
+    path = csv_lines(tmp_path / "bad.csv", rows)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode != 0
+    assert f"{path}: {expected}" in run.output
+
+
+def test_empty_file_fails_clearly(tmp_path: Path, dbt_runner: Callable[..., DbtRun]) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode != 0
+    assert f"{path}: the file is empty (0 bytes)" in run.output
+
+
+def test_unknown_column_spelling_lists_what_is_missing(
+    tmp_path: Path, dbt_runner: Callable[..., DbtRun]
+) -> None:
+    header = [
+        "Bill",
+        "SKU",
+        "Description",
+        "Qty",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+    ]
+    path = csv_lines(tmp_path / "odd.csv", customer_orders(1, 1, dt.date(2011, 1, 1), 10), header)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode != 0
+    assert (
+        "missing required column(s): InvoiceNo (accepted: InvoiceNo / Invoice); StockCode"
+        in run.output
+    )
+    assert "Quantity" in run.output
+
+
+def test_invalid_vars_are_named_before_any_work(dbt_runner: Callable[..., DbtRun]) -> None:
+    run = dbt_runner(["build"], {"snapshot_date": "2011-02-30", "outlier_percentile": 99})
+    assert run.returncode != 0
+    assert "snapshot_date: 2011-02-30 is not a date" in run.output
+    assert "outlier_percentile: expected a number between 0 and 1 (exclusive), got 99" in run.output
+
+
+def test_bad_clustering_var_is_named(subset: Path, dbt_runner: Callable[..., DbtRun]) -> None:
+    run = dbt_runner(
+        ["build", "--select", "+scaler_parameters"],
+        {"raw_transactions_path": str(subset), "k_max": 1},
+    )
+    assert run.returncode != 0
+    assert "[scaler_parameters] ERROR: var k_max: expected a whole number >= 2, got 1" in run.output
+
+
+def test_every_price_non_positive_fails_clearly_after_counting(
+    tmp_path: Path, dbt_runner: Callable[..., DbtRun]
+) -> None:
+    rows = [
+        (*row[:5], 0.0, *row[6:])
+        for c in range(1, 6)
+        for row in customer_orders(c, 3, dt.date(2011, 1, 1), 10)
+    ]
+    path = csv_lines(tmp_path / "free.csv", rows)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode != 0
+    assert "0 customer(s) are too few to evaluate k=2" in run.output
+    # The build got as far as the audit, and it accounts for every line.
+    assert audit_total(run) == len(rows)
+    assert (
+        run.scalar("select n_rows from data_quality_audit where row_class = 'non_positive_price'")
+        == 15
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_customers", "variables", "expected"),
+    [
+        (1, {}, "1 customer(s) are too few to evaluate k=2 (need at least 3)"),
+        (4, {"n_clusters": 5}, "4 customer(s) are too few to evaluate k=5 (need at least 6)"),
+    ],
+    ids=["one_customer", "fewer_customers_than_k"],
+)
+def test_too_few_customers_fail_clearly(
+    tmp_path: Path,
+    dbt_runner: Callable[..., DbtRun],
+    n_customers: int,
+    variables: dict,
+    expected: str,
+) -> None:
+    rows = [
+        row
+        for c in range(1, n_customers + 1)
+        for row in customer_orders(c, c, dt.date(2011, 1, 1), 10.0 * c)
+    ]
+    path = csv_lines(tmp_path / "few.csv", rows)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path), **variables})
+    assert run.returncode != 0
+    assert expected in run.output
+    assert audit_total(run) == len(rows)
+
+
+def test_identical_customers_fail_naming_the_feature(
+    tmp_path: Path, dbt_runner: Callable[..., DbtRun]
+) -> None:
+    rows = [row for c in range(1, 8) for row in customer_orders(c, 2, dt.date(2011, 1, 1), 20)]
+    path = csv_lines(tmp_path / "same.csv", rows)
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
+    assert run.returncode != 0
+    assert "[scaler_parameters] ERROR: feature recency_days: standard deviation is 0" in run.output
+    assert "every customer has log1p(recency_days) =" in run.output
+
+
+# Documented results ------------------------------------------------------------------------
+
+
+def test_orders_after_a_set_snapshot_date_are_left_out_and_counted(
+    subset: Path, dbt_runner: Callable[..., DbtRun]
+) -> None:
+    run = dbt_runner(
+        ["build"], {"raw_transactions_path": str(subset), "snapshot_date": "2011-09-01"}
+    )
+    assert run.returncode == 0, run.output[-5000:]
+    assert run.scalar("select max(last_order_date) from customer_features") < dt.date(2011, 9, 1)
+    later = run.scalar(
+        "select count(*) from int_orders_aggregated where order_date >= '2011-09-01'"
+    )
+    assert later > 0
+    assert run.scalar("select n_orders_after_snapshot from clustering_runs") == later
+    assert "warn_orders_after_snapshot_date" in run.output
+    assert audit_total(run) == run.scalar("select count(*) from raw.transactions")
+
+
+def test_the_same_content_twice_gives_the_same_features(
+    subset: Path, tmp_path: Path, dbt_runner: Callable[..., DbtRun]
+) -> None:
+    doubled = tmp_path / "doubled.parquet"
+    duckdb.sql(
+        f"copy (select * from '{subset}' union all select * from '{subset}') to '{doubled}'"
+        " (format parquet)"
+    )
+    once = run_dbt(
+        ["build", "--select", "+customer_features", "--indirect-selection", "cautious"],
+        tmp_path / "once",
+        {"raw_transactions_path": str(subset)},
+    )
+    twice = run_dbt(
+        ["build", "--select", "+customer_features", "--indirect-selection", "cautious"],
+        tmp_path / "twice",
+        {"raw_transactions_path": str(doubled)},
+    )
+    assert once.returncode == 0 and twice.returncode == 0, twice.output[-3000:]
+    assert table_hash(once, "customer_features", "customer_id") == table_hash(
+        twice, "customer_features", "customer_id"
+    )
+    n_lines = once.scalar("select count(*) from raw.transactions")
+    assert twice.scalar("select count(*) from int_transaction_lines_classified") == 2 * n_lines
+    # Every second copy is an exact duplicate (or keeps the class an earlier rule gave it).
+    assert (
+        twice.scalar(
+            "select count(*) from int_transaction_lines_classified where is_exact_duplicate"
+        )
+        >= n_lines
+    )
+
+
+# Determinism and recovery ------------------------------------------------------------------
+
+
+def test_builds_are_identical_also_with_shuffled_rows(subset: Path, tmp_path: Path) -> None:
+    shuffled = tmp_path / "shuffled.parquet"
+    duckdb.sql(
+        f"copy (select * from '{subset}' order by hash(InvoiceNo, StockCode, Quantity, UnitPrice)) "
+        f"to '{shuffled}' (format parquet)"
+    )
+    first = run_dbt(["build"], tmp_path / "first", {"raw_transactions_path": str(subset)})
+    second = run_dbt(["build"], tmp_path / "second", {"raw_transactions_path": str(subset)})
+    third = run_dbt(["build"], tmp_path / "third", {"raw_transactions_path": str(shuffled)})
+    for run in (first, second, third):
+        assert run.returncode == 0, run.output[-5000:]
+    for table, key in [
+        ("customer_segments", "customer_id"),
+        ("cluster_centroids", "cluster_id, feature"),
+        ("cluster_model_selection", "algorithm, k"),
+    ]:
+        expected = table_hash(first, table, key)
+        assert table_hash(second, table, key) == expected, table
+        assert table_hash(third, table, key) == expected, table
+
+
+def test_a_killed_build_is_completed_by_the_next_one(subset: Path, tmp_path: Path) -> None:
+    database = tmp_path / "interrupted.duckdb"
+    env = {**os.environ, "DBT_DUCKDB_PATH": str(database), "DBT_PROFILES_DIR": str(PROJECT_ROOT)}
+    command = [
+        str(DBT),
+        "build",
+        "--target-path",
+        str(tmp_path / "target"),
+        "--log-path",
+        str(tmp_path / "logs"),
+        "--vars",
+        f'{{"raw_transactions_path": "{subset}"}}',
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    # Kill it once the clustering has started: tables are half built.
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        if "[cluster_model_selection]" in line or time.monotonic() > deadline:
+            break
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode != 0
+
+    again = run_dbt(["build"], tmp_path, {"raw_transactions_path": str(subset)}, database)
+    assert again.returncode == 0, again.output[-5000:]
+    assert again.scalar("select count(*) from customer_segments") == again.scalar(
+        "select count(*) from customer_features"
+    )
+
+
+def test_a_database_held_by_another_process_gets_a_clear_message(tmp_path: Path) -> None:
+    import sys
+
+    from customer_segmentation.lock import lock_problem
+
+    database = tmp_path / "held.duckdb"
+    assert lock_problem(database) is None  # no file yet: nothing to say
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+            "print('ready', flush=True); time.sleep(60)",
+            str(database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        message = lock_problem(database)
+        assert message is not None
+        assert message.startswith(f"{database} is open in another process")
+        assert f"PID {holder.pid}" in message
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_problem(database) is None
