@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DBT := $(BIN)/dbt
 export DBT_PROFILES_DIR := $(CURDIR)
 
-.PHONY: build test lint docs report clean setup
+.PHONY: build test lint docs report bench clean setup
 
 setup: $(STAMP)
 
@@ -43,6 +43,12 @@ lint: $(STAMP)
 ## docs: write the static dbt docs site to target/ (open target/static_index.html)
 docs: $(STAMP)
 	$(DBT) docs generate --static
+
+## bench: the pipeline against hand-written baselines on synthetic data (not part of make test);
+## SIZES="20000 200000" to choose; results in bench/results/
+SIZES ?= 20000 200000 2000000
+bench: $(STAMP)
+	PYTHONPATH=python $(BIN)/python -m customer_segmentation.bench --sizes $(SIZES)
 
 clean:
 	rm -rf target logs $(VENV)

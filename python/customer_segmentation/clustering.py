@@ -18,13 +18,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 from scipy.cluster.hierarchy import cut_tree, linkage
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
+    pairwise_distances_argmin,
     silhouette_samples,
 )
 
@@ -32,7 +33,8 @@ T = TypeVar("T")
 _CACHE: dict[tuple[Any, ...], Any] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX_ENTRIES = 64
-_CHUNK_ROWS = 200_000
+# Bytes of the (rows x centres x features) difference array nearest_centroid builds per chunk.
+_CHUNK_BYTES = 64 * 2**20
 
 
 class ClusteringError(ValueError):
@@ -47,16 +49,24 @@ def matrix_fingerprint(matrix: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+_KEY_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+
+
 def _memoised(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    # One lock per key: dbt runs two models at once, and both may ask for the same fit; the
+    # second waits for the first instead of fitting again.
     with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-    value = compute()
-    with _CACHE_LOCK:
-        if len(_CACHE) >= _CACHE_MAX_ENTRIES:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = value
-    return value
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        value = compute()
+        with _CACHE_LOCK:
+            if len(_CACHE) >= _CACHE_MAX_ENTRIES:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = value
+        return value
 
 
 def check_can_cluster(n_customers: int, k: int) -> None:
@@ -118,8 +128,9 @@ def cluster_order(centers: np.ndarray, order_index: int) -> np.ndarray:
 def cluster_means(matrix: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Mean of each cluster (labels 0..k-1)."""
     counts = np.bincount(labels, minlength=k).astype(float)
-    sums = np.zeros((k, matrix.shape[1]))
-    np.add.at(sums, labels, matrix)
+    sums = np.column_stack(
+        [np.bincount(labels, weights=matrix[:, j], minlength=k) for j in range(matrix.shape[1])]
+    )
     return sums / counts[:, None]
 
 
@@ -127,8 +138,10 @@ def nearest_centroid(matrix: np.ndarray, centers: np.ndarray) -> tuple[np.ndarra
     """Index of the nearest centre for each row (ties: the lowest index) and the distance."""
     labels = np.empty(len(matrix), dtype=np.int64)
     distances = np.empty(len(matrix))
-    for start in range(0, len(matrix), _CHUNK_ROWS):
-        chunk = matrix[start : start + _CHUNK_ROWS]
+    # Differences, not the |x|^2 - 2xc + |c|^2 expansion, so distances match SQL's to the bit.
+    chunk_rows = max(1, _CHUNK_BYTES // (8 * centers.shape[0] * max(1, centers.shape[1])))
+    for start in range(0, len(matrix), chunk_rows):
+        chunk = matrix[start : start + chunk_rows]
         squared = ((chunk[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
         best = squared.argmin(axis=1)
         labels[start : start + len(chunk)] = best
@@ -232,9 +245,9 @@ def fit_ward(
     """Ward clustering; exact up to ``exact_max_rows`` rows, else on micro-clusters.
 
     Exact Ward is O(n^2) in memory and time. Above the threshold, ``n_micro_clusters``
-    k-means centres are fitted on a seeded sample of at most 50 rows per centre, every row is
-    assigned to its nearest centre, and Ward runs on the micro-cluster means weighted by their
-    sizes; each customer then takes its micro-cluster's cluster.
+    mini-batch k-means centres are fitted on a seeded sample of at most 50 rows per centre,
+    every row is assigned to its nearest centre, and Ward runs on the micro-cluster means
+    weighted by their sizes; each customer then takes its micro-cluster's cluster.
     """
 
     def compute() -> WardTree:
@@ -247,9 +260,13 @@ def fit_ward(
             )
         n_micro = min(n_micro_clusters, n)
         sample = sample_rows(n, 50 * n_micro, random_state)
-        micro = KMeans(n_clusters=n_micro, n_init=1, max_iter=100, random_state=random_state)
+        # Micro-clusters only need to be small and compact, not optimal: mini-batch is enough.
+        micro = MiniBatchKMeans(
+            n_clusters=n_micro, n_init=1, batch_size=4096, random_state=random_state
+        )
         micro.fit(matrix[sample])
-        leaf_of_row, _ = nearest_centroid(matrix, micro.cluster_centers_)
+        # BLAS-based and chunked: fast for a thousand centres and millions of rows.
+        leaf_of_row = pairwise_distances_argmin(matrix, micro.cluster_centers_)
         used, leaf_of_row = np.unique(leaf_of_row, return_inverse=True)
         sizes = np.bincount(leaf_of_row)
         means = cluster_means(matrix, leaf_of_row, len(used))

@@ -1,0 +1,362 @@
+"""``make bench``: the dbt pipeline against two hand-written baselines, on synthetic data.
+
+For each size it generates the data (once, cached under ``--work``), then runs, one after the
+other: the project's full ``dbt build`` (its own database), reference A (the pandas notebook,
+under a 16 GiB address-space limit so that it dies cleanly where it would not fit) and
+reference B (DuckDB + scikit-learn by hand), plus a bare DuckDB scan and group-by of the same
+Parquet. It records wall time, CPU time and peak memory of each process, the per-stage times of
+the project's build (dbt's run_results and the models' timing lines), and the adjusted Rand
+index of the clusters against the planted groups at k = 5; writes ``results.json`` and
+``results.md`` under ``--out`` and checks the targets.
+
+``python -m customer_segmentation.bench --sizes 20000 200000 2000000``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE_A_MEMORY_LIMIT = 16 * 2**30
+FEATURE_MODELS = (
+    "stg_online_retail__transaction_lines",
+    "int_transaction_lines_classified",
+    "int_orders_aggregated",
+    "customer_features",
+)
+FINAL_FIT_MODELS = ("cluster_centroids", "customer_clusters")
+
+
+@dataclass
+class Measured:
+    """One measured process."""
+
+    wall_s: float
+    cpu_s: float
+    peak_mb: float
+    returncode: int
+    output: str = ""
+
+
+@dataclass
+class SizeResult:
+    """Everything measured at one size."""
+
+    customers: int
+    lines: int
+    generate_s: float
+    runs: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+def measure(
+    command: list[str], env: dict[str, str] | None = None, memory_limit: int | None = None
+) -> Measured:
+    """Run a command; its wall time, CPU time and peak resident memory (from wait4)."""
+
+    def limit() -> None:
+        if memory_limit:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=limit,
+    )
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    return Measured(
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        peak_mb=usage.ru_maxrss / 1024,
+        returncode=os.waitstatus_to_exitcode(status),
+        output=output,
+    )
+
+
+def adjusted_rand(planted: Path, ids: list[int], labels: list[int]) -> float:
+    """ARI of labels (for customer ids) against the planted groups."""
+    from sklearn.metrics import adjusted_rand_score
+
+    truth = dict(duckdb.sql(f"select customer_id, planted_group from '{planted}'").fetchall())
+    return float(adjusted_rand_score([truth[i] for i in ids], labels))
+
+
+def run_project(data: Path, work: Path) -> dict[str, object]:
+    """The full dbt build (n_clusters 5 so the planted groups can be compared at k = 5)."""
+    database = work / "project.duckdb"
+    for stale in work.glob("project.duckdb*"):
+        stale.unlink()
+    env = {**os.environ, "DBT_DUCKDB_PATH": str(database), "DBT_PROFILES_DIR": str(PROJECT_ROOT)}
+    dbt = Path(sys.executable).with_name("dbt")
+    variables = json.dumps({"raw_transactions_path": str(data), "n_clusters": 5})
+    measured = measure(
+        [
+            str(dbt),
+            "build",
+            "--target-path",
+            str(work / "target"),
+            "--log-path",
+            str(work / "logs"),
+            "--vars",
+            variables,
+        ],
+        env,
+    )
+    result: dict[str, object] = asdict(measured) | {"output": measured.output[-4000:]}
+    if measured.returncode != 0:
+        return result
+    nodes = json.loads((work / "target" / "run_results.json").read_text())["results"]
+    seconds = {
+        node["unique_id"].split(".")[-1]: sum(
+            (_iso(t["completed_at"]) - _iso(t["started_at"])) for t in node["timing"]
+        )
+        for node in nodes
+        if node["unique_id"].startswith("model.")
+    }
+    sweep = re.search(r"\[cluster_model_selection\] k-means for k=\S+: ([\d.]+) s", measured.output)
+    result["stages"] = {
+        "features": sum(seconds.get(m, 0.0) for m in FEATURE_MODELS),
+        "kmeans_sweep": float(sweep.group(1)) if sweep else None,
+        "final_fits": sum(seconds.get(m, 0.0) for m in FINAL_FIT_MODELS),
+    }
+    result["model_seconds"] = seconds
+    with duckdb.connect(str(database), read_only=True) as con:
+        ids, labels = zip(
+            *con.execute(
+                "select customer_id, cluster_id from customer_clusters order by customer_id"
+            ).fetchall(),
+            strict=True,
+        )
+    result["ari_k5"] = adjusted_rand(
+        data.with_name("planted_groups.parquet"), list(ids), list(labels)
+    )
+    return result
+
+
+def _iso(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def run_reference(which: str, data: Path, work: Path) -> dict[str, object]:
+    """Reference A (notebook) or B (best) in its own process."""
+    out = work / f"reference_{which}.json"
+    out.unlink(missing_ok=True)
+    measured = measure(
+        [
+            sys.executable,
+            "-m",
+            "customer_segmentation.references",
+            which,
+            str(data),
+            "--out",
+            str(out),
+        ],
+        {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "python")},
+        REFERENCE_A_MEMORY_LIMIT if which == "notebook" else None,
+    )
+    result: dict[str, object] = asdict(measured) | {"output": measured.output[-2000:]}
+    if measured.returncode == 0 and out.exists():
+        details = json.loads(out.read_text())
+        result["stages"] = details["stages"]
+        result["notes"] = details["notes"]
+        result["ari_k5"] = adjusted_rand(
+            data.with_name("planted_groups.parquet"), details["customer_ids"], details["labels_k5"]
+        )
+    else:
+        died = "MemoryError" if "MemoryError" in measured.output else f"exit {measured.returncode}"
+        result["notes"] = [f"died ({died}) under a {REFERENCE_A_MEMORY_LIMIT // 2**30} GiB limit"]
+    return result
+
+
+def bare_scan(data: Path) -> dict[str, object]:
+    """A bare DuckDB scan and group-by of the Parquet: the floor for the feature stage."""
+    started = time.perf_counter()
+    duckdb.sql(
+        f"select CustomerID, count(*), sum(Quantity * UnitPrice), max(InvoiceDate) "
+        f"from '{data}' group by CustomerID"
+    ).fetchall()
+    return {"wall_s": time.perf_counter() - started}
+
+
+def bench_size(customers: int, seed: int, work_root: Path) -> SizeResult:
+    """Generate (or reuse) the data for one size and run everything on it."""
+    from customer_segmentation.generate import generate
+
+    work = work_root / str(customers)
+    data = work / "transactions.parquet"
+    started = time.perf_counter()
+    if not data.exists() or not (work / "planted_groups.parquet").exists():
+        generate(customers, seed, work)
+    generate_s = time.perf_counter() - started
+    lines = duckdb.sql(f"select count(*) from '{data}'").fetchall()[0][0]
+    result = SizeResult(customers, lines, generate_s)
+    print(f"== {customers:,} customers, {lines:,} lines", flush=True)
+    for name, run in [
+        ("project", lambda: run_project(data, work)),
+        ("reference_a_notebook", lambda: run_reference("notebook", data, work)),
+        ("reference_b_best", lambda: run_reference("best", data, work)),
+        ("bare_scan", lambda: bare_scan(data)),
+    ]:
+        result.runs[name] = run()
+        print(f"   {name}: {result.runs[name].get('wall_s', 0):.1f} s", flush=True)
+    return result
+
+
+def _ratio(a: object, b: object) -> float | None:
+    if isinstance(a, int | float) and isinstance(b, int | float) and b > 0:
+        return a / b
+    return None
+
+
+def targets(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for every target of the issue."""
+    by_size = {r.customers: r for r in results}
+    checks: list[tuple[str, str, bool | None]] = []
+    for r in results:
+        project, best, notebook = (
+            r.runs["project"],
+            r.runs["reference_b_best"],
+            r.runs["reference_a_notebook"],
+        )
+        p_stages, b_stages = project.get("stages", {}), best.get("stages", {})
+        if r.customers >= 200_000:
+            for stage in ("features", "kmeans_sweep", "final_fits"):
+                ratio = _ratio(p_stages.get(stage), b_stages.get(stage))
+                checks.append(
+                    (f"{r.customers:,}: {stage} <= 1.3x reference B", _fmt(ratio), _le(ratio, 1.3))
+                )
+        ratio = _ratio(project.get("wall_s"), best.get("wall_s"))
+        checks.append(
+            (f"{r.customers:,}: whole build <= 2x reference B", _fmt(ratio), _le(ratio, 2))
+        )
+        ratio = _ratio(project.get("peak_mb"), best.get("peak_mb"))
+        checks.append(
+            (f"{r.customers:,}: peak memory <= 1.5x reference B", _fmt(ratio), _le(ratio, 1.5))
+        )
+        ratio = _ratio(p_stages.get("features"), r.runs["bare_scan"].get("wall_s"))
+        checks.append(
+            (f"{r.customers:,}: feature stage <= 3x bare scan", _fmt(ratio), _le(ratio, 3))
+        )
+        ari = project.get("ari_k5")
+        checks.append(
+            (
+                f"{r.customers:,}: ARI vs planted groups >= 0.75",
+                _fmt(ari, ""),
+                None if ari is None else ari >= 0.75,
+            )
+        )
+        if r.customers <= 20_000:
+            ratio = _ratio(notebook.get("wall_s"), project.get("wall_s"))
+            checks.append(
+                (
+                    f"{r.customers:,}: >= 3x faster than reference A",
+                    _fmt(ratio),
+                    None if ratio is None else ratio >= 3,
+                )
+            )
+    if 200_000 in by_size and 2_000_000 in by_size:
+        ratio = _ratio(
+            by_size[2_000_000].runs["project"].get("wall_s"),
+            by_size[200_000].runs["project"].get("wall_s"),
+        )
+        checks.append(("2M takes <= 12x the time of 200k", _fmt(ratio), _le(ratio, 12)))
+    return checks
+
+
+def _fmt(value: float | None, suffix: str = "x") -> str:
+    return "not measured" if value is None else f"{value:.2f}{suffix}"
+
+
+def _le(value: float | None, limit: float) -> bool | None:
+    return None if value is None else value <= limit
+
+
+def markdown(results: list[SizeResult]) -> str:
+    """The results as Markdown tables."""
+    lines = [
+        "| customers | lines | run | wall s | CPU s | peak MB | features s | k-means sweep s "
+        "| final fits s | ARI k=5 | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for name, run in r.runs.items():
+            stages = run.get("stages") or {}
+            cells = [
+                f"{r.customers:,}",
+                f"{r.lines:,}",
+                name,
+                _num(run.get("wall_s")),
+                _num(run.get("cpu_s")),
+                _num(run.get("peak_mb"), 0),
+                _num(stages.get("features")),
+                _num(stages.get("kmeans_sweep")),
+                _num(stages.get("final_fits")),
+                _num(run.get("ari_k5"), 3),
+                "; ".join(run.get("notes", []) or []),
+            ]
+            if run.get("returncode", 0) not in (0, None) and name == "project":
+                cells[-1] = f"failed (exit {run['returncode']})"
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    for target, value, met in targets(results):
+        lines.append(
+            f"| {target} | {value} | {'yes' if met else 'no' if met is False else 'n/a'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: object, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, int | float) else ""
+
+
+def machine() -> str:
+    """A line describing the machine the figures come from."""
+    import platform
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.platform()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000, 2_000_000])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "bench" / "work")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    results = [bench_size(n, args.seed, args.work) for n in args.sizes]
+    args.out.mkdir(parents=True, exist_ok=True)
+    header = f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; seed {args.seed}.\n\n"
+    (args.out / "results.md").write_text(header + markdown(results))
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {"machine": machine(), "seed": args.seed, "sizes": [asdict(r) for r in results]},
+            indent=1,
+        )
+    )
+    print(header + markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

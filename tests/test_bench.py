@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import sys
+
+from customer_segmentation.bench import SizeResult, markdown, measure, targets
+
+
+def fake(customers: int, project_wall: float, best_wall: float) -> SizeResult:
+    result = SizeResult(customers=customers, lines=40 * customers, generate_s=1.0)
+    result.runs = {
+        "project": {
+            "wall_s": project_wall,
+            "cpu_s": 1.0,
+            "peak_mb": 900.0,
+            "returncode": 0,
+            "stages": {"features": 2.0, "kmeans_sweep": 10.0, "final_fits": 1.0},
+            "ari_k5": 0.9,
+        },
+        "reference_a_notebook": {
+            "wall_s": 4 * project_wall,
+            "cpu_s": 1.0,
+            "peak_mb": 3000.0,
+            "returncode": 0,
+            "stages": {"features": 1.0, "kmeans_sweep": 20.0, "final_fits": 5.0},
+        },
+        "reference_b_best": {
+            "wall_s": best_wall,
+            "cpu_s": 1.0,
+            "peak_mb": 1000.0,
+            "returncode": 0,
+            "stages": {"features": 1.0, "kmeans_sweep": 10.0, "final_fits": 1.0},
+        },
+        "bare_scan": {"wall_s": 1.0},
+    }
+    return result
+
+
+def test_targets_are_checked_as_ratios() -> None:
+    checks = {
+        name: (value, met)
+        for name, value, met in targets(
+            [fake(20_000, 10.0, 6.0), fake(200_000, 30.0, 20.0), fake(2_000_000, 300.0, 200.0)]
+        )
+    }
+    assert checks["20,000: >= 3x faster than reference A"] == ("4.00x", True)
+    assert checks["200,000: features <= 1.3x reference B"] == ("2.00x", False)
+    assert checks["200,000: kmeans_sweep <= 1.3x reference B"] == ("1.00x", True)
+    assert checks["2M takes <= 12x the time of 200k"] == ("10.00x", True)
+    assert checks["2,000,000: ARI vs planted groups >= 0.75"] == ("0.90", True)
+
+
+def test_markdown_has_a_row_per_run_and_the_targets() -> None:
+    text = markdown([fake(20_000, 10.0, 6.0)])
+    assert text.count("| 20,000 | 800,000 |") == 4
+    assert "| 20,000: whole build <= 2x reference B | 1.67x | yes |" in text
+
+
+def test_measure_reports_time_cpu_and_peak_memory() -> None:
+    measured = measure([sys.executable, "-c", "x = bytearray(50 * 2**20); print('ok')"])
+    assert measured.returncode == 0
+    assert measured.output.strip() == "ok"
+    assert measured.peak_mb > 50
+    assert measured.wall_s > 0
