@@ -105,3 +105,14 @@ def test_too_few_distinct_customers_is_a_clear_error() -> None:
     points = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0]]), 10, axis=0)
     with pytest.raises(ClusteringError, match="fewer than 3 distinct feature vectors"):
         fit_kmeans(points, 3, random_state=0, n_init=1)
+
+
+def test_silhouettes_do_not_depend_on_label_names() -> None:
+    from sklearn.metrics import silhouette_samples
+
+    from customer_segmentation.clustering import silhouette_values
+
+    points, truth = blobs(n_per_cluster=30)
+    renamed = np.array([7, 3, 9, 1])[truth]
+    assert np.allclose(silhouette_values(points, renamed), silhouette_samples(points, truth))
+    assert np.allclose(silhouette_values(points, truth), silhouette_values(points, renamed))

@@ -42,27 +42,62 @@
 
     ),
 
-    snapshot_lines as (
+    -- Each product's first purchase by each customer: distinct products as of any date come
+    -- from these pairs, so no line is joined to every snapshot.
+    first_purchases as (
+
+        select
+            customer_id,
+            stock_code,
+            min(cast(invoiced_at as date)) as first_purchase_date
+
+        from classified_lines
+        where row_class = 'kept'
+        group by all
+
+    ),
+
+    -- Returns of products: duplicated cancellation lines and non-product codes (postage,
+    -- discounts, manual adjustments) are not returns.
+    returns as (
+
+        select
+            customer_id,
+            cast(invoiced_at as date) as return_date,
+            -line_amount as returned_amount
+
+        from classified_lines
+        where
+            row_class = 'cancellation'
+            and not is_non_product
+            and not is_exact_duplicate
+
+    ),
+
+    product_counts as (
 
         select
             snapshot_dates.snapshot_date,
-            classified_lines.customer_id,
-            classified_lines.row_class,
-            classified_lines.stock_code,
-            classified_lines.line_amount
+            first_purchases.customer_id,
+            count(*) as distinct_products
 
         from {{ snapshots }} as snapshot_dates
-        inner join classified_lines
-            on snapshot_dates.snapshot_date > cast(classified_lines.invoiced_at as date)
-        where
-            classified_lines.row_class = 'kept'
-            -- Returns of products: duplicated cancellation lines and non-product codes
-            -- (postage, discounts, manual adjustments) are not returns.
-            or (
-                classified_lines.row_class = 'cancellation'
-                and not classified_lines.is_non_product
-                and not classified_lines.is_exact_duplicate
-            )
+        inner join first_purchases
+            on snapshot_dates.snapshot_date > first_purchases.first_purchase_date
+        group by all
+
+    ),
+
+    returned_values as (
+
+        select
+            snapshot_dates.snapshot_date,
+            returns.customer_id,
+            sum(returns.returned_amount) as returned_value
+
+        from {{ snapshots }} as snapshot_dates
+        inner join returns on snapshot_dates.snapshot_date > returns.return_date
+        group by all
 
     ),
 
@@ -93,14 +128,16 @@
     line_summary as (
 
         select
-            snapshot_date,
-            customer_id,
-            count(distinct stock_code) filter (where row_class = 'kept') as distinct_products,
-            coalesce(-sum(line_amount) filter (where row_class = 'cancellation'), 0)
-                as returned_value
+            product_counts.snapshot_date,
+            product_counts.customer_id,
+            product_counts.distinct_products,
+            coalesce(returned_values.returned_value, 0) as returned_value
 
-        from snapshot_lines
-        group by snapshot_date, customer_id
+        from product_counts
+        left join returned_values
+            on
+                product_counts.snapshot_date = returned_values.snapshot_date
+                and product_counts.customer_id = returned_values.customer_id
 
     ),
 

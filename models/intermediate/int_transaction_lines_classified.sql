@@ -14,25 +14,41 @@ non_product_codes as (
 
 ),
 
+-- Matched once per distinct code (a few thousand), not once per line (millions).
+distinct_codes as (
+
+    select distinct stock_code from lines
+
+),
+
+non_product_matches as (
+
+    select distinct distinct_codes.stock_code
+
+    from distinct_codes
+    inner join non_product_codes
+        on
+            (
+                non_product_codes.match_type = 'exact'
+                and upper(distinct_codes.stock_code) = upper(non_product_codes.stock_code)
+            )
+            or (
+                non_product_codes.match_type = 'prefix'
+                and starts_with(
+                    upper(distinct_codes.stock_code), upper(non_product_codes.stock_code)
+                )
+            )
+
+),
+
 flagged as (
 
     select
         lines.*,
-        exists(
-            select 1
-            from non_product_codes
-            where
-                (
-                    non_product_codes.match_type = 'exact'
-                    and upper(lines.stock_code) = upper(non_product_codes.stock_code)
-                )
-                or (
-                    non_product_codes.match_type = 'prefix'
-                    and starts_with(upper(lines.stock_code), upper(non_product_codes.stock_code))
-                )
-        ) as is_non_product,
-        -- Exact copy of an earlier line of the file: every column equal (nulls count as equal).
-        row_number() over (
+        non_product_matches.stock_code is not null as is_non_product,
+        -- Exact copy of an earlier line of the file: every column equal (nulls count as
+        -- equal). min() over the partition needs no sort, unlike row_number().
+        lines.transaction_line_id != min(lines.transaction_line_id) over (
             partition by
                 lines.invoice_id,
                 lines.stock_code,
@@ -42,10 +58,10 @@ flagged as (
                 lines.unit_price,
                 lines.customer_id,
                 lines.country
-            order by lines.transaction_line_id
-        ) > 1 as is_exact_duplicate
+        ) as is_exact_duplicate
 
     from lines
+    left join non_product_matches on lines.stock_code = non_product_matches.stock_code
 
 ),
 

@@ -343,8 +343,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "bench" / "work")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="results.json files of earlier runs whose other sizes join the table",
+    )
     args = parser.parse_args(argv)
     results = [bench_size(n, args.seed, args.work) for n in args.sizes]
+    for earlier in args.merge:
+        for size in json.loads(earlier.read_text())["sizes"]:
+            if size["customers"] not in {r.customers for r in results}:
+                results.append(SizeResult(**size))
+    results.sort(key=lambda r: r.customers)
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; seed {args.seed}.\n\n"
     (args.out / "results.md").write_text(header + markdown(results))

@@ -283,6 +283,19 @@ def sample_rows(n: int, size: int, random_state: int) -> np.ndarray:
     return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
 
 
+def silhouette_values(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-row silhouette, memoised: selection and customer_silhouettes need the same one.
+
+    Silhouettes do not depend on what the clusters are called, so the labels are renamed in
+    order of first appearance before they key the memo (sklearn's labels and cluster ids then
+    share one computation).
+    """
+    _, first_index, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    canonical = np.argsort(np.argsort(first_index))[inverse]
+    key = ("silhouette", matrix_fingerprint(matrix), matrix_fingerprint(canonical.astype(float)))
+    return _memoised(key, lambda: silhouette_samples(matrix, canonical))
+
+
 def partition_metrics(
     matrix: np.ndarray, labels: np.ndarray, sample: np.ndarray
 ) -> dict[str, float]:
@@ -295,7 +308,7 @@ def partition_metrics(
     }
     sampled = labels[sample]
     if 2 <= len(np.unique(sampled)) <= len(sample) - 1:
-        metrics["silhouette"] = float(silhouette_samples(matrix[sample], sampled).mean())
+        metrics["silhouette"] = float(silhouette_values(matrix[sample], sampled).mean())
     return metrics
 
 

@@ -229,19 +229,23 @@ def _with_row_numbers(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> p
 
 
 def _read_with_duckdb(
-    path: Path, table_function: str, table: pa.Table | None = None
+    path: Path,
+    table_function: str,
+    table: pa.Table | None = None,
+    row_number_column: str | None = None,
 ) -> pa.RecordBatchReader:
     """Stream a file through DuckDB so Parquet of any size is read in bounded memory.
 
     ``table``, when given, is registered as ``table_function`` (rows read by openpyxl), so every
-    format goes through the same checks.
+    format goes through the same checks. ``row_number_column``, when the reader provides one
+    (Parquet's 0-based ``file_row_number``), numbers the lines in SQL instead of in Python.
     """
     con = duckdb.connect()
     if table is not None:
         con.register(table_function, table)
     try:
         described = con.execute(f"describe select * from {table_function}").fetchall()
-        types = {row[0]: str(row[1]) for row in described}
+        types = {row[0]: str(row[1]) for row in described if row[0] != row_number_column}
         mapping = map_columns(list(types), path)
         (n_rows,) = con.execute(f"select count(*) from {table_function}").fetchone()
         if n_rows == 0:
@@ -250,18 +254,28 @@ def _read_with_duckdb(
     except BaseException:
         con.close()
         raise
+    if row_number_column:
+        select_list += f", {_quote_identifier(row_number_column)} + 1 as {ROW_NUMBER_COLUMN}"
     # preserve_insertion_order keeps file order, which source_row_number depends on.
     con.execute("set preserve_insertion_order = true")
     reader = con.sql(f"select {select_list} from {table_function}").to_arrow_reader(BATCH_ROWS)
+    if row_number_column:
+        return _closing(reader, con)
 
-    # The connection must outlive the reader; the reader holds a reference through the closure.
+    return _with_row_numbers(_closing(reader, con), reader.schema)
+
+
+def _closing(reader: pa.RecordBatchReader, con: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
+    """A reader that closes the connection it reads from once drained."""
+
     def batches() -> Iterator[pa.RecordBatch]:
+        # The connection must outlive the reader; this closure holds it until the end.
         try:
             yield from reader
         finally:
             con.close()
 
-    return _with_row_numbers(batches(), reader.schema)
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def _sql_string(value: str) -> str:
@@ -347,7 +361,11 @@ def read_transactions(path: str | Path) -> pa.RecordBatchReader:
         raise RawFileError(f"{path}: the file is empty (0 bytes)")
     if file_format == "parquet":
         try:
-            return _read_with_duckdb(path, f"read_parquet({_sql_string(str(path))})")
+            return _read_with_duckdb(
+                path,
+                f"read_parquet({_sql_string(str(path))}, file_row_number = true)",
+                row_number_column="file_row_number",
+            )
         except duckdb.Error as error:
             raise RawFileError(f"{path}: cannot be read as Parquet: {error}") from error
     if file_format == "csv":

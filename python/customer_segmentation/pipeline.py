@@ -24,6 +24,7 @@ from customer_segmentation.clustering import (
     nearest_centroid,
     pca_coordinates,
     sample_rows,
+    silhouette_values,
 )
 from customer_segmentation.config import ClusteringConfig, ConfigError, parse_config
 from customer_segmentation.scaling import (
@@ -234,8 +235,6 @@ def customer_silhouettes(
     scaled: Relation, clusters: Relation, settings: Mapping[str, Any]
 ) -> pa.Table:
     """Model customer_silhouettes: per-customer silhouette on the fixed seeded sample."""
-    from sklearn.metrics import silhouette_samples
-
     config = parse_config(settings)
     ids, matrix = read_matrix(scaled, config.clustering_features)
     labelled = clusters.order("customer_id").to_arrow_table()
@@ -244,7 +243,7 @@ def customer_silhouettes(
     labels = labelled["cluster_id"].to_numpy()
     sample = sample_rows(len(ids), config.silhouette_sample_size, config.random_state)
     with stage("customer_silhouettes", f"silhouette of {len(sample)} customers"):
-        values = silhouette_samples(matrix[sample], labels[sample])
+        values = silhouette_values(matrix[sample], labels[sample])
     return pa.table(
         {"customer_id": ids[sample], "cluster_id": labels[sample], "silhouette": values}
     )

@@ -50,17 +50,19 @@ population as (
 
 ),
 
--- z-score of each cluster's mean on each dimension (0 where the population has no spread).
+-- z-score of each cluster's mean on each dimension (0 where the population has no spread),
+-- rounded: the last bits of a floating-point mean depend on the order rows are summed in,
+-- and must not decide between two equally near clusters (the tie-break below does).
 cluster_profiles as (
 
     select
         naming_values.cluster_id,
         {%- for dimension in dimensions %}
-            coalesce(
+            round(coalesce(
                 (avg(naming_values.{{ dimension }}) - any_value(population.{{ dimension }}_mean))
                 / nullif(any_value(population.{{ dimension }}_sd), 0),
                 0
-            ) as {{ dimension }}_z{{ ',' if not loop.last }}
+            ), 9) as {{ dimension }}_z{{ ',' if not loop.last }}
         {%- endfor %}
 
     from naming_values
