@@ -4,6 +4,7 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -148,3 +149,31 @@ def test_csv_without_required_columns_is_named(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "bad.csv", ["a", "b"], [(1, 2)], "utf-8")
     with pytest.raises(RawFileError, match=r"bad\.csv: missing required column\(s\): InvoiceNo"):
         read_transactions(path)
+
+
+def test_fractional_quantities_are_refused(tmp_path: Path) -> None:
+    rows = [(*ROWS[0][:3], 1.5, *ROWS[0][4:])]
+    path = write_csv(tmp_path / "fraction.csv", ONLINE_RETAIL_COLUMNS, rows, "utf-8")
+    with pytest.raises(RawFileError, match="column Quantity: 1 value\\(s\\) are not whole numbers"):
+        read_transactions(path)
+
+
+def test_typed_integer_columns_are_not_rescanned(tmp_path: Path, monkeypatch) -> None:
+    import customer_segmentation.ingest as ingest
+
+    checked: list[str] = []
+    original = ingest._first_bad_value
+
+    def spy(con, table_function, column, bad_when):
+        checked.append(column)
+        return original(con, table_function, column, bad_when)
+
+    monkeypatch.setattr(ingest, "_first_bad_value", spy)
+    table = pa.table({c: [row[i] for row in ROWS] for i, c in enumerate(ONLINE_RETAIL_COLUMNS)})
+    table = table.set_column(3, "Quantity", table["Quantity"].cast(pa.int32()))
+    table = table.set_column(
+        4, "InvoiceDate", pc.strptime(table["InvoiceDate"], "%Y-%m-%d %H:%M:%S", "us")
+    )
+    pq.write_table(table, tmp_path / "typed.parquet")
+    read_transactions(tmp_path / "typed.parquet").read_all()
+    assert checked == []  # INTEGER quantity, BIGINT customer id, DOUBLE price, TIMESTAMP date
