@@ -305,3 +305,22 @@ def test_clustering_runs_keeps_one_row_per_build(bundled_build: DbtRun, tmp_path
     again = run_dbt(["run", "--select", "clustering_runs"], tmp_path, database=run.database)
     assert again.returncode == 0, again.output[-3000:]
     assert run.scalar("select count(distinct invocation_id) from clustering_runs") == 2
+
+
+def test_every_model_and_column_is_described(bundled_build: DbtRun, tmp_path: Path) -> None:
+    import json
+
+    docs = run_dbt(["docs", "generate"], tmp_path, database=bundled_build.database)
+    assert docs.returncode == 0, docs.output[-3000:]
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
+    undescribed = []
+    for unique_id, node in catalog["nodes"].items():
+        documented = manifest["nodes"][unique_id]
+        if not documented.get("description"):
+            undescribed.append(unique_id)
+        for column in node["columns"]:
+            if not (documented["columns"].get(column) or {}).get("description"):
+                undescribed.append(f"{unique_id}.{column}")
+    assert undescribed == []
+    assert len(catalog["nodes"]) > 30
