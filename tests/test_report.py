@@ -109,3 +109,29 @@ def test_a_database_without_the_marts_is_a_clear_error(tmp_path: Path) -> None:
     duckdb.connect(str(database)).close()
     with pytest.raises(report.ReportError, match="a table the report reads is missing"):
         report.load_marts(database)
+
+
+def test_scatter_says_how_many_customers_the_sample_shows() -> None:
+    import pandas as pd
+
+    from customer_segmentation import charts
+
+    sample = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "pca_1": [0.0, 1.0, 2.0],
+            "pca_2": [0.0, 1.0, 0.5],
+            "distance_to_centroid": [0.1, 0.2, 0.3],
+            "segment_name": ["A", "B", "A"],
+            "n_customers": [10, 10, 10],
+        }
+    )
+    spec = charts.pca_scatter(sample, charts.segment_colors(["A", "B"])).to_dict()
+    assert spec["title"]["subtitle"] == "3 of 10 customers shown"
+
+
+def test_per_customer_tables_are_aggregated_or_sampled_in_sql() -> None:
+    # The report never pulls every customer's rows to count or sample them in pandas.
+    assert "group by" in report.MART_QUERIES["rfm_cells"]
+    assert "group by" in report.MART_QUERIES["history_counts"]
+    assert f"limit {report.PCA_SAMPLE_SIZE}" in report.MART_QUERIES["clusters_sample"]

@@ -285,13 +285,8 @@ def feature_correlations(features: pd.DataFrame, columns: list[str]) -> alt.Char
     return (cells + labels).properties(width=420, height=420)
 
 
-def rfm_grid(rfm: pd.DataFrame) -> alt.HConcatChart:
-    """Customers and revenue per R x F cell (customer_rfm_segments)."""
-    cells = rfm.groupby(["r_score", "f_score"], as_index=False).agg(
-        customers=("customer_id", "size"),
-        revenue=("monetary", "sum"),
-        rfm_segment_label=("rfm_segment_label", "first"),
-    )
+def rfm_grid(cells: pd.DataFrame) -> alt.HConcatChart:
+    """Customers and revenue per R x F cell (customer_rfm_segments grouped by r and f score)."""
     panels = []
     for field, title, fmt in [
         ("customers", "Customers", ","),
@@ -513,11 +508,13 @@ def _leaf_counts(z: np.ndarray, n_leaves: int) -> np.ndarray:
 # 5. Segments -----------------------------------------------------------------------------
 
 
-def pca_scatter(clusters: pd.DataFrame, scale: alt.Scale, max_points: int = 5000) -> alt.Chart:
-    """Customers on the first two principal components, coloured by segment."""
-    data = clusters
-    if len(data) > max_points:
-        data = data.sample(max_points, random_state=0)
+def pca_scatter(sample: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
+    """Customers on the first two principal components, coloured by segment.
+
+    ``sample``: customer_clusters rows (all, or a fixed sample), with ``n_customers``, the total.
+    """
+    data = sample
+    total = int(sample["n_customers"].iloc[0])
     return (
         alt.Chart(data)
         .mark_circle(size=12, opacity=0.6)
@@ -536,7 +533,7 @@ def pca_scatter(clusters: pd.DataFrame, scale: alt.Scale, max_points: int = 5000
             height=380,
             title=alt.Title(
                 "Customers on the first two principal components",
-                subtitle=f"{len(data):,} of {len(clusters):,} customers shown",
+                subtitle=f"{len(data):,} of {total:,} customers shown",
             ),
         )
     )
@@ -712,11 +709,8 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
     )
 
 
-def segment_sizes_over_time(history: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
-    """Customers per segment at each snapshot (customer_segment_history)."""
-    counts = history.groupby(["snapshot_date", "segment_name"], as_index=False).agg(
-        customers=("customer_id", "size")
-    )
+def segment_sizes_over_time(counts: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
+    """Customers per segment at each snapshot (customer_segment_history, counted in SQL)."""
     return (
         alt.Chart(counts, title="Segment sizes over time (scored with today's model)")
         .mark_line(point=True)

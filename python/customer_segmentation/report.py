@@ -22,39 +22,6 @@ import pandas as pd
 
 from customer_segmentation import charts
 
-# The marts the report reads (also the exposure's depends_on in models/marts/_exposures.yml).
-MART_QUERIES: dict[str, str] = {
-    "audit": "select * from data_quality_audit order by rule_order",
-    "monthly": "select * from monthly_activity order by activity_month",
-    "countries": "select * from country_summary",
-    "cohorts": "select * from cohort_retention",
-    "order_sizes": "select * from order_size_distribution",
-    "timing": "select * from purchase_timing",
-    "features": "select * from customer_features order by customer_id",
-    "rfm": "select * from customer_rfm_segments order by customer_id",
-    "selection": "select * from cluster_model_selection order by algorithm, k",
-    "silhouettes": """
-        select s.*, n.segment_name
-        from customer_silhouettes as s inner join segment_names as n using (cluster_id)
-    """,
-    "linkage": "select * from hierarchy_linkage order by merge_order",
-    "clusters": """
-        select c.*, n.segment_name
-        from customer_clusters as c inner join segment_names as n using (cluster_id)
-        order by customer_id
-    """,
-    "profiles": "select * from segment_profiles order by cluster_id",
-    "feature_profiles": """
-        select p.*, n.segment_name
-        from segment_feature_profiles as p inner join segment_names as n using (cluster_id)
-    """,
-    "crosstab": "select * from segment_rfm_crosstab",
-    "rfm_segments": "select * from reference.rfm_segments order by segment_order",
-    "migration": "select * from segment_migration",
-    "history": "select snapshot_date, customer_id, segment_name from customer_segment_history",
-    "evaluation": "select * from cluster_evaluation",
-}
-
 CORRELATION_FEATURES = [
     "recency_days",
     "frequency",
@@ -67,6 +34,54 @@ CORRELATION_FEATURES = [
     "share_of_orders_last_90_days",
     "mean_order_hour",
 ]
+PCA_SAMPLE_SIZE = 5000  # points in the scatter chart (a fixed, hash-ordered sample)
+
+# The marts the report reads (also the exposure's depends_on in models/marts/_exposures.yml).
+MART_QUERIES: dict[str, str] = {
+    "audit": "select * from data_quality_audit order by rule_order",
+    "monthly": "select * from monthly_activity order by activity_month",
+    "countries": "select * from country_summary",
+    "cohorts": "select * from cohort_retention",
+    "order_sizes": "select * from order_size_distribution",
+    "timing": "select * from purchase_timing",
+    # Only the columns the charts use; aggregation and sampling stay in SQL, so a report on
+    # millions of customers moves cells and samples into pandas, not every customer.
+    "features": f"""
+        select snapshot_date, {", ".join(CORRELATION_FEATURES)}
+        from customer_features order by customer_id
+    """,
+    "rfm_cells": """
+        select r_score, f_score, count(*) as customers, sum(monetary) as revenue,
+               any_value(rfm_segment_label) as rfm_segment_label
+        from customer_rfm_segments group by all order by all
+    """,
+    "selection": "select * from cluster_model_selection order by algorithm, k",
+    "silhouettes": """
+        select s.*, n.segment_name
+        from customer_silhouettes as s inner join segment_names as n using (cluster_id)
+    """,
+    "linkage": "select * from hierarchy_linkage order by merge_order",
+    "clusters_sample": f"""
+        select c.*, n.segment_name, count(*) over () as n_customers
+        from customer_clusters as c inner join segment_names as n using (cluster_id)
+        order by hash(c.customer_id), c.customer_id
+        limit {PCA_SAMPLE_SIZE}
+    """,
+    "profiles": "select * from segment_profiles order by cluster_id",
+    "feature_profiles": """
+        select p.*, n.segment_name
+        from segment_feature_profiles as p inner join segment_names as n using (cluster_id)
+    """,
+    "crosstab": "select * from segment_rfm_crosstab",
+    "rfm_segments": "select * from reference.rfm_segments order by segment_order",
+    "migration": "select * from segment_migration",
+    "history_counts": """
+        select snapshot_date, segment_name, count(*) as customers
+        from customer_segment_history group by all order by all
+    """,
+    "evaluation": "select * from cluster_evaluation",
+}
+
 PROFILE_FEATURES = ["recency_days", "frequency", "monetary", "return_rate"]
 
 
@@ -149,7 +164,7 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
                 "feature_correlations": lambda: charts.feature_correlations(
                     data["features"], CORRELATION_FEATURES
                 ),
-                "rfm_grid": lambda: charts.rfm_grid(data["rfm"]),
+                "rfm_grid": lambda: charts.rfm_grid(data["rfm_cells"]),
             },
         ),
         (
@@ -178,7 +193,7 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "Who is in each segment, how big and valuable it is, and how it differs from the "
             "average customer.",
             {
-                "pca_scatter": lambda: charts.pca_scatter(data["clusters"], scale),
+                "pca_scatter": lambda: charts.pca_scatter(data["clusters_sample"], scale),
                 "segment_sizes": lambda: charts.segment_sizes(data["profiles"], scale),
                 "centroid_heatmap": lambda: charts.centroid_heatmap(
                     data["feature_profiles"], scale, CORRELATION_FEATURES
@@ -198,7 +213,7 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             {
                 "migration_heatmap": lambda: charts.migration_heatmap(data["migration"], scale),
                 "segment_sizes_over_time": lambda: charts.segment_sizes_over_time(
-                    data["history"], scale
+                    data["history_counts"], scale
                 ),
             },
         ),
