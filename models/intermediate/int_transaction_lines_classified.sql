@@ -41,27 +41,60 @@ non_product_matches as (
 
 ),
 
+-- Exact copies: lines whose every column is equal (nulls count as equal). A hash aggregate
+-- finds the few repeated groups; flagging every line with a window over all eight columns
+-- instead cost twice as much at 8M lines.
+repeated_groups as (
+
+    select
+        invoice_id,
+        stock_code,
+        product_description,
+        quantity,
+        invoiced_at,
+        unit_price,
+        customer_id,
+        country,
+        min(transaction_line_id) as first_line_id
+
+    from lines
+    group by all
+    having count(*) > 1
+
+),
+
+repeated_lines as (
+
+    select
+        lines.transaction_line_id,
+        repeated_groups.first_line_id
+
+    from lines
+    inner join repeated_groups
+        on
+            lines.invoice_id is not distinct from repeated_groups.invoice_id
+            and lines.stock_code is not distinct from repeated_groups.stock_code
+            and lines.product_description is not distinct from repeated_groups.product_description
+            and lines.quantity is not distinct from repeated_groups.quantity
+            and lines.invoiced_at is not distinct from repeated_groups.invoiced_at
+            and lines.unit_price is not distinct from repeated_groups.unit_price
+            and lines.customer_id is not distinct from repeated_groups.customer_id
+            and lines.country is not distinct from repeated_groups.country
+
+),
+
 flagged as (
 
     select
         lines.*,
         non_product_matches.stock_code is not null as is_non_product,
-        -- Exact copy of an earlier line of the file: every column equal (nulls count as
-        -- equal). min() over the partition needs no sort, unlike row_number().
-        lines.transaction_line_id != min(lines.transaction_line_id) over (
-            partition by
-                lines.invoice_id,
-                lines.stock_code,
-                lines.product_description,
-                lines.quantity,
-                lines.invoiced_at,
-                lines.unit_price,
-                lines.customer_id,
-                lines.country
+        coalesce(
+            lines.transaction_line_id != repeated_lines.first_line_id, false
         ) as is_exact_duplicate
 
     from lines
     left join non_product_matches on lines.stock_code = non_product_matches.stock_code
+    left join repeated_lines on lines.transaction_line_id = repeated_lines.transaction_line_id
 
 ),
 
