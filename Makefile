@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.spark-installed
 DBT := $(BIN)/dbt
 export DBT_PROFILES_DIR := $(CURDIR)
 
-.PHONY: build test lint docs report bench clean setup
+.PHONY: build test test-spark lint docs report bench clean setup
 
 setup: $(STAMP)
 
@@ -32,6 +33,16 @@ report: $(STAMP)
 ## test: lint, then pytest (package unit tests and end-to-end dbt builds in temporary directories)
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+## test-spark: install dbt-spark and pyspark (not part of build/test), then build the SQL models
+## on a local Spark session and test the Spark MLlib backend against the DuckDB build
+test-spark: $(SPARK_STAMP)
+	$(BIN)/pytest -m spark tests/spark
+
+$(SPARK_STAMP): $(STAMP) requirements-spark.txt
+	@java -version >/dev/null 2>&1 || { echo "make test-spark needs Java 17+ on the PATH"; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-spark.txt
+	touch $(SPARK_STAMP)
 
 ## lint: sqlfluff (dbt templater, duckdb dialect) over models/ and analyses/, ruff over python/ and
 ## tests/. sqlfluff compiles the project, which loads the source: point it at an in-memory database.

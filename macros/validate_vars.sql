@@ -27,9 +27,10 @@
             {%- do problems.append("outlier_percentile: expected a number between 0 and 1 (exclusive), got " ~ percentile) -%}
         {%- endif -%}
 
+        {#- Files are read by DuckDB only; on Spark the source is a table. -#}
         {%- for name in ['raw_transactions_path', 'customer_attributes_path'] -%}
             {%- set path = var(name) -%}
-            {%- if path is not none -%}
+            {%- if path is not none and target.type == 'duckdb' -%}
                 {%- set found = run_query("select count(*) from glob(" ~ sql_string(path) ~ ")") -%}
                 {%- if found.columns[0].values()[0] == 0 -%}
                     {%- do problems.append(name ~ ": no file at " ~ path ~ " (relative paths start from the directory dbt runs in)") -%}

@@ -9,6 +9,11 @@
     the key exists and that no attribute column collides with a feature column.
 -#}
 {% macro customer_attributes_source(path, feature_columns) %}
+    {%- if target.type != 'duckdb' -%}
+        {{ exceptions.raise_compiler_error(
+            "customer_attributes_path is read by DuckDB; on " ~ target.type ~ ", leave it unset "
+            ~ "and join your attributes table to customer_features in a model of your own") }}
+    {%- endif -%}
     {%- set lowered = path | lower -%}
     {%- if lowered.endswith('.parquet') or lowered.endswith('.pq') -%}
         {%- set reader = 'read_parquet(' ~ sql_string(path) ~ ')' -%}

@@ -28,14 +28,13 @@
         select
             snapshot_dates.snapshot_date,
             orders.*,
-            date_diff(
-                'day',
-                lag(orders.order_date) over (
+            {{ days_between(
+                'lag(orders.order_date) over (
                     partition by snapshot_dates.snapshot_date, orders.customer_id
                     order by orders.ordered_at asc, orders.invoice_id asc
-                ),
-                orders.order_date
-            ) as days_since_previous_order
+                )',
+                'orders.order_date'
+            ) }} as days_since_previous_order
 
         from {{ snapshots }} as snapshot_dates
         inner join orders on snapshot_dates.snapshot_date > orders.order_date
@@ -114,9 +113,11 @@
             avg(days_since_previous_order) as mean_days_between_orders,
             median(days_since_previous_order) as median_days_between_orders,
             count(*) filter (
-                where order_date >= snapshot_date - interval 90 day
+                where order_date >= {{ add_days('snapshot_date', -90) }}
             ) as n_orders_last_90_days,
-            count(*) filter (where isodow(ordered_at) in (6, 7)) as n_weekend_orders,
+            count(*) filter (
+                where {{ iso_weekday('ordered_at') }} in (6, 7)
+            ) as n_weekend_orders,
             -- Integer minutes: an exact sum, whatever the row order.
             avg(60 * hour(ordered_at) + minute(ordered_at)) / 60 as mean_order_hour
 
@@ -202,20 +203,23 @@
         order_summary.snapshot_date,
         order_summary.first_order_date,
         order_summary.last_order_date,
-        date_diff('day', order_summary.last_order_date, order_summary.snapshot_date)
+        {{ days_between('order_summary.last_order_date', 'order_summary.snapshot_date') }}
             as recency_days,
         order_summary.frequency,
         cast(round(order_summary.monetary, 2) as double) as monetary,
-        date_diff('day', order_summary.first_order_date, order_summary.snapshot_date)
+        {{ days_between('order_summary.first_order_date', 'order_summary.snapshot_date') }}
             as tenure_days,
-        cast(round(order_summary.monetary / order_summary.frequency, 2) as double)
-            as average_order_value,
+        -- Divided in double precision and rounded to cents with the same IEEE operations on
+        -- every engine (round() of a double differs between DuckDB and Spark at half cents).
+        floor(cast(order_summary.monetary as double) / order_summary.frequency * 100 + 0.5)
+        / 100 as average_order_value,
         order_summary.n_items / order_summary.frequency as average_items_per_order,
         line_summary.distinct_products,
         order_summary.mean_days_between_orders,
         order_summary.median_days_between_orders,
         cast(round(line_summary.returned_value, 2) as double) as returned_value,
-        cast(line_summary.returned_value / order_summary.monetary as double) as return_rate,
+        cast(line_summary.returned_value as double) / cast(order_summary.monetary as double)
+            as return_rate,
         order_summary.n_orders_last_90_days / order_summary.frequency
             as share_of_orders_last_90_days,
         order_summary.n_weekend_orders / order_summary.frequency as weekend_share_of_orders,

@@ -34,9 +34,9 @@ non_product_matches as (
             )
             or (
                 non_product_codes.match_type = 'prefix'
-                and starts_with(
-                    upper(distinct_codes.stock_code), upper(non_product_codes.stock_code)
-                )
+                and left(
+                    upper(distinct_codes.stock_code), length(non_product_codes.stock_code)
+                ) = upper(non_product_codes.stock_code)
             )
 
 ),
@@ -104,8 +104,8 @@ classified as (
         *,
         case
             when customer_id is null then 'missing_customer'
-            when starts_with(upper(invoice_id), 'A') then 'adjustment'
-            when starts_with(upper(invoice_id), 'C') then 'cancellation'
+            when upper(invoice_id) like 'A%' then 'adjustment'
+            when upper(invoice_id) like 'C%' then 'cancellation'
             when is_non_product then 'non_product'
             when quantity is null or quantity <= 0 then 'non_positive_quantity'
             when unit_price is null or unit_price <= 0 then 'non_positive_price'

@@ -37,6 +37,8 @@ class ClusteringConfig:
     exact_ward_max_customers: int
     ward_micro_clusters: int
     cluster_order_feature: str
+    # Spark backend only: k is chosen on at most this many customers collected to the driver.
+    spark_selection_sample_size: int = 200_000
 
     @property
     def order_feature_index(self) -> int:
@@ -155,4 +157,9 @@ def parse_config(values: Mapping[str, Any]) -> ClusteringConfig:
         exact_ward_max_customers=_int(values, "exact_ward_max_customers", 2),
         ward_micro_clusters=_int(values, "ward_micro_clusters", 2),
         cluster_order_feature=str(order_feature),
+        spark_selection_sample_size=(
+            _int(values, "spark_selection_sample_size", 100)
+            if values.get("spark_selection_sample_size") is not None
+            else ClusteringConfig.spark_selection_sample_size
+        ),
     )

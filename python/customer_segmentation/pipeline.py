@@ -3,7 +3,8 @@
 A dbt Python model only calls one of these with ``dbt.ref(...)`` relations and the
 ``clustering`` config; the work is in the typed functions of ``scaling``, ``clustering`` and
 ``selection``. Inputs are read as Arrow, ordered by customer id, because DuckDB's group-by
-order varies and the labels would vary with it.
+order varies and the labels would vary with it. When ``dbt.ref(...)`` is a Spark DataFrame
+(dbt on Databricks), each function hands over to its twin in ``spark_backend``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import pyarrow as pa
 
+from customer_segmentation import spark_backend
 from customer_segmentation.clustering import (
     cluster_means,
     cluster_order,
@@ -33,9 +35,10 @@ from customer_segmentation.scaling import (
     parameters_table,
 )
 from customer_segmentation.selection import evaluated_range, model_selection
+from customer_segmentation.spark_backend import is_spark_dataframe
 from customer_segmentation.timing import stage
 
-F = TypeVar("F", bound=Callable[..., pa.Table])
+F = TypeVar("F", bound=Callable[..., Any])
 # ConfigError, ScalingError and ClusteringError (the package's own) are all ValueErrors.
 EXPECTED_ERRORS = (ValueError,)
 
@@ -53,7 +56,7 @@ def clear_errors(function: F) -> F:
     """
 
     @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> pa.Table:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except EXPECTED_ERRORS as error:
@@ -105,6 +108,8 @@ def selected_k(selection: Relation) -> int:
 @clear_errors
 def scaler_parameters(features: Relation, settings: Mapping[str, Any]) -> pa.Table:
     """Model scaler_parameters: fit the scaling on customer_features."""
+    if is_spark_dataframe(features):
+        return spark_backend.scaler_parameters(features, settings)
     config = parse_config(settings)
     with stage("scaler_parameters", "fit scaling"):
         _, matrix = read_matrix(features, config.clustering_features)
@@ -122,6 +127,8 @@ def scaler_parameters(features: Relation, settings: Mapping[str, Any]) -> pa.Tab
 @clear_errors
 def cluster_model_selection(scaled: Relation, settings: Mapping[str, Any]) -> pa.Table:
     """Model cluster_model_selection: metrics for every algorithm and k, and the choice."""
+    if is_spark_dataframe(scaled):
+        return spark_backend.cluster_model_selection(scaled, settings)
     config = parse_config(settings)
     _, matrix = read_matrix(scaled, config.clustering_features)
     rows, _ = model_selection(matrix, config)
@@ -140,6 +147,8 @@ def cluster_centroids(
     scaled: Relation, selection: Relation, scaler: Relation, settings: Mapping[str, Any]
 ) -> pa.Table:
     """Model cluster_centroids: the final k-means, one row per cluster and feature."""
+    if is_spark_dataframe(scaled):
+        return spark_backend.cluster_centroids(scaled, selection, scaler, settings)
     config = parse_config(settings)
     k = selected_k(selection)
     with stage("cluster_centroids", f"final k-means, k={k}"):
@@ -178,6 +187,8 @@ def customer_clusters(
     scaled: Relation, centroids: Relation, selection: Relation, settings: Mapping[str, Any]
 ) -> pa.Table:
     """Model customer_clusters: k-means and Ward cluster, distance and PCA per customer."""
+    if is_spark_dataframe(scaled):
+        return spark_backend.customer_clusters(scaled, centroids, selection, settings)
     config = parse_config(settings)
     k = selected_k(selection)
     ids, matrix = read_matrix(scaled, config.clustering_features)
@@ -207,6 +218,8 @@ def customer_clusters(
 @clear_errors
 def hierarchy_linkage(scaled: Relation, settings: Mapping[str, Any]) -> pa.Table:
     """Model hierarchy_linkage: the Ward merges, enough to draw a dendrogram."""
+    if is_spark_dataframe(scaled):
+        return spark_backend.hierarchy_linkage(scaled, settings)
     config = parse_config(settings)
     _, matrix = read_matrix(scaled, config.clustering_features)
     with stage("hierarchy_linkage", "Ward tree"):
@@ -234,6 +247,8 @@ def customer_silhouettes(
     scaled: Relation, clusters: Relation, settings: Mapping[str, Any]
 ) -> pa.Table:
     """Model customer_silhouettes: per-customer silhouette on the fixed seeded sample."""
+    if is_spark_dataframe(scaled):
+        return spark_backend.customer_silhouettes(scaled, clusters, settings)
     config = parse_config(settings)
     ids, matrix = read_matrix(scaled, config.clustering_features)
     labelled = clusters.order("customer_id").to_arrow_table()

@@ -57,18 +57,10 @@ def fit_scaler(
     fitted = []
     for index, feature in enumerate(features):
         column = matrix[:, index].astype(float)
-        missing = int(np.isnan(column).sum())
-        if missing:
-            raise ScalingError(
-                f"feature {feature}: {missing} customer(s) have no value; "
-                "choose clustering_features without missing values"
-            )
+        check_no_missing(feature, int(np.isnan(column).sum()))
         transform = "log1p" if feature in log_features else "none"
-        if transform == "log1p" and (column <= -1).any():
-            raise ScalingError(
-                f"feature {feature}: log1p needs values > -1, found {column.min()}; "
-                "remove it from log_transformed_features"
-            )
+        if transform == "log1p":
+            check_log_domain(feature, float(column.min()))
         transformed = _transform(column, transform)
         lower, upper = np.quantile(transformed, quantiles)
         clipped = np.clip(transformed, lower, upper)
@@ -77,30 +69,64 @@ def fit_scaler(
         else:
             q25, median, q75 = np.quantile(clipped, [0.25, 0.5, 0.75])
             center, scale = float(median), float(q75 - q25)
-        if not scale > 1e-12:
-            spread = "standard deviation" if scaler == "standard" else "interquartile range"
-            shown = (
-                f"{feature} = {center:g}"
-                if transform == "none"
-                else f"log1p({feature}) = {center:g}"
-            )
-            raise ScalingError(
-                f"feature {feature}: {spread} is 0 after winsorising (every customer has "
-                f"{shown}); drop it from clustering_features"
-                + (" or use scaler: standard" if scaler == "robust" else "")
-            )
         fitted.append(
-            FeatureScaling(
-                feature=feature,
-                feature_order=index + 1,
-                transform=transform,
-                clip_lower=float(lower),
-                clip_upper=float(upper),
-                center=center,
-                scale=scale,
-            )
+            checked_scaling(feature, index + 1, transform, (lower, upper), center, scale, scaler)
         )
     return fitted
+
+
+def check_no_missing(feature: str, missing: int) -> None:
+    """Refuse a feature that some customers have no value for (the message says how many)."""
+    if missing:
+        raise ScalingError(
+            f"feature {feature}: {missing} customer(s) have no value; "
+            "choose clustering_features without missing values"
+        )
+
+
+def check_log_domain(feature: str, minimum: float) -> None:
+    """Refuse log1p of a feature whose smallest value is <= -1 (the message names both)."""
+    if minimum <= -1:
+        raise ScalingError(
+            f"feature {feature}: log1p needs values > -1, found {minimum}; "
+            "remove it from log_transformed_features"
+        )
+
+
+def checked_scaling(
+    feature: str,
+    feature_order: int,
+    transform: str,
+    clip: tuple[float, float],
+    center: float,
+    scale: float,
+    scaler: Scaler,
+) -> FeatureScaling:
+    """The fitted parameters of one feature, refused when nothing is left to scale.
+
+    Raises:
+        ScalingError: the spread (standard deviation or interquartile range) is 0.
+
+    """
+    if not scale > 1e-12:
+        spread = "standard deviation" if scaler == "standard" else "interquartile range"
+        shown = f"{feature} = {center:g}"
+        if transform == "log1p":
+            shown = f"log1p({feature}) = {center:g}"
+        raise ScalingError(
+            f"feature {feature}: {spread} is 0 after winsorising (every customer has "
+            f"{shown}); drop it from clustering_features"
+            + (" or use scaler: standard" if scaler == "robust" else "")
+        )
+    return FeatureScaling(
+        feature=feature,
+        feature_order=feature_order,
+        transform=transform,
+        clip_lower=float(clip[0]),
+        clip_upper=float(clip[1]),
+        center=float(center),
+        scale=float(scale),
+    )
 
 
 def apply_scaling(matrix: np.ndarray, parameters: Sequence[FeatureScaling]) -> np.ndarray:

@@ -5,4 +5,4 @@ select
     min(order_date) as first_order_date,
     max(order_date) as last_order_date
 from {{ ref('int_orders_aggregated') }}
-having date_diff('day', min(order_date), max(order_date)) < 90
+having {{ days_between('min(order_date)', 'max(order_date)') }} < 90

@@ -21,7 +21,7 @@ snapshot_dates as (
     {% if var('snapshot_date') -%}
         select cast({{ sql_string(var('snapshot_date')) }} as date) as snapshot_date
     {%- else -%}
-        select cast(max(order_date) + interval 1 day as date) as snapshot_date
+        select {{ add_days('max(order_date)', 1) }} as snapshot_date
         from orders
     {%- endif %}
 

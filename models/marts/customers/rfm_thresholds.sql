@@ -19,10 +19,19 @@ quintiles as (
 
     select
         dimension,
-        quantile_disc(dimension_value, [0.2, 0.4, 0.6, 0.8]) as cut_points
+        percentile_disc(0.2) within group (order by dimension_value) as cut_1,
+        percentile_disc(0.4) within group (order by dimension_value) as cut_2,
+        percentile_disc(0.6) within group (order by dimension_value) as cut_3,
+        percentile_disc(0.8) within group (order by dimension_value) as cut_4
 
     from dimension_values
     group by dimension
+
+),
+
+bin_numbers as (
+
+    {{ integer_range(1, 6, 'bin') }}
 
 ),
 
@@ -32,13 +41,21 @@ bins as (
     select
         quintiles.dimension,
         bin_numbers.bin,
-        case when bin_numbers.bin > 1 then quintiles.cut_points[bin_numbers.bin - 1] end
-            as lower_bound,
-        case when bin_numbers.bin < 5 then quintiles.cut_points[bin_numbers.bin] end
-            as upper_bound
+        case bin_numbers.bin
+            when 2 then quintiles.cut_1
+            when 3 then quintiles.cut_2
+            when 4 then quintiles.cut_3
+            when 5 then quintiles.cut_4
+        end as lower_bound,
+        case bin_numbers.bin
+            when 1 then quintiles.cut_1
+            when 2 then quintiles.cut_2
+            when 3 then quintiles.cut_3
+            when 4 then quintiles.cut_4
+        end as upper_bound
 
     from quintiles
-    cross join range(1, 6) as bin_numbers (bin)
+    cross join bin_numbers
 
 ),
 

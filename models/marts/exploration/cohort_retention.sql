@@ -10,7 +10,7 @@ customer_months as (
 
     select distinct
         customer_id,
-        cast(date_trunc('month', order_date) as date) as activity_month
+        {{ month_start('order_date') }} as activity_month
 
     from orders
 
@@ -42,7 +42,7 @@ activity as (
 
     select
         cohorts.cohort_month,
-        date_diff('month', cohorts.cohort_month, customer_months.activity_month)
+        {{ months_between('cohorts.cohort_month', 'customer_months.activity_month') }}
             as months_since_first_purchase,
         count(*) as n_active_customers
 

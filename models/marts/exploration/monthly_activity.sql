@@ -20,7 +20,7 @@ first_orders as (
 
     select
         customer_id,
-        date_trunc('month', min(order_date)) as first_order_month
+        {{ month_start('min(order_date)') }} as first_order_month
 
     from orders
     group by customer_id
@@ -30,11 +30,11 @@ first_orders as (
 monthly as (
 
     select
-        cast(date_trunc('month', orders.order_date) as date) as activity_month,
+        {{ month_start('orders.order_date') }} as activity_month,
         count(*) as n_orders,
         count(distinct orders.customer_id) as n_active_customers,
         count(distinct orders.customer_id) filter (
-            where date_trunc('month', orders.order_date) = first_orders.first_order_month
+            where {{ month_start('orders.order_date') }} = first_orders.first_order_month
         ) as n_new_customers,
         sum(orders.order_value) as revenue
 

@@ -76,8 +76,11 @@ final as (
         measure,
         bucket_order,
         case
-            when upper_bound is null then cast(lower_bound as varchar) || '+'
-            else cast(lower_bound as varchar) || '-' || cast(upper_bound as varchar)
+            when upper_bound is null then cast(lower_bound as {{ dbt.type_string() }}) || '+'
+            else
+                cast(lower_bound as {{ dbt.type_string() }})
+                || '-'
+                || cast(upper_bound as {{ dbt.type_string() }})
         end as bucket_label,
         lower_bound,
         upper_bound,

@@ -9,8 +9,8 @@ orders as (
 final as (
 
     select
-        isodow(ordered_at) as iso_weekday,
-        dayname(ordered_at) as weekday_name,
+        {{ iso_weekday('ordered_at') }} as iso_weekday,
+        {{ weekday_name('ordered_at') }} as weekday_name,
         hour(ordered_at) as hour_of_day,
         count(*) as n_orders,
         count(distinct customer_id) as n_customers,

@@ -77,10 +77,9 @@ later_orders as (
 feature_lists as (
 
     select
-        string_agg(feature, ', ' order by feature_order) as clustering_features,
-        string_agg(feature, ', ' order by feature_order) filter (
-            where transform = 'log1p'
-        ) as log_transformed_features
+        {{ ordered_string_agg('feature', "', '", 'feature_order') }} as clustering_features,
+        {{ ordered_string_agg('feature', "', '", 'feature_order', where="transform = 'log1p'") }}
+            as log_transformed_features
     from scaler_parameters
 
 ),
@@ -98,7 +97,7 @@ evaluation_values as (
 
 versions as (
 
-    select library_version as duckdb_version from pragma_version()
+    select {{ engine_version() }} as engine_version
 
 ),
 
@@ -129,7 +128,7 @@ final as (
         evaluation_values.ari_kmeans_vs_hierarchical,
         selection.hierarchical_method,
         '{{ dbt_version }}' as dbt_version,
-        versions.duckdb_version,
+        versions.engine_version,
         selection.sklearn_version
 
     from selection

@@ -21,14 +21,12 @@ snapshot_dates as (
 
     select distinct snapshot_date from (
         select
-            cast(
-                date_trunc('month', current_snapshot.snapshot_date) - to_months(months_back.i)
-                as date
-            ) as snapshot_date
+            {{ add_months(month_start('current_snapshot.snapshot_date'), '-months_back.i') }}
+                as snapshot_date
         from (
             select min(snapshot_date) as snapshot_date from customer_features
         ) as current_snapshot
-        cross join range(0, {{ var('migration_months') }}) as months_back (i)
+        cross join ({{ integer_range(0, var('migration_months'), 'i') }}) as months_back
 
         union all
 

@@ -29,8 +29,9 @@ outlier_thresholds as (
 
     select
         cluster_id,
-        quantile_cont(distance_to_centroid, {{ var('outlier_percentile') }})
-            as outlier_distance
+        percentile_cont({{ var('outlier_percentile') }}) within group (
+            order by distance_to_centroid
+        ) as outlier_distance
 
     from customer_clusters
     group by cluster_id

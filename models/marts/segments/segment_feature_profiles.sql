@@ -26,19 +26,20 @@ cluster_centroids as (
 
 feature_values as (
 
-    unpivot (
-        select
-            customer_clusters.cluster_id,
-            {%- for feature in features %}
-                cast(customer_features.{{ feature }} as double)
-                    as {{ feature }}{{ ',' if not loop.last }}
-            {%- endfor %}
-        from customer_features
-        inner join customer_clusters
-            on customer_features.customer_id = customer_clusters.customer_id
-    )
-    on {{ features | join(', ') }}
-    into name feature value feature_value
+    {% set wide -%}
+        (
+            select
+                customer_clusters.cluster_id,
+                {%- for feature in features %}
+                    cast(customer_features.{{ feature }} as double)
+                        as {{ feature }}{{ ',' if not loop.last }}
+                {%- endfor %}
+            from customer_features
+            inner join customer_clusters
+                on customer_features.customer_id = customer_clusters.customer_id
+        )
+    {%- endset %}
+    {{ unpivot_columns(wide, features, 'feature', 'feature_value') }}
 
 ),
 

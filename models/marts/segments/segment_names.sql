@@ -5,7 +5,7 @@
 -- skipping clusters and archetypes already named, so names are unique and follow the data.
 {%- set dimensions = naming_dimensions() %}
 
-with recursive
+with
 
 customer_features as (
 
@@ -103,54 +103,9 @@ ranked_pairs as (
 ),
 
 -- Walk the pairs nearest first; a pair is taken when neither side is named yet.
-greedy_matching as (
-
-    select
-        0 as pair_rank,
-        false as is_taken,
-        cast(null as bigint) as cluster_id,
-        cast(null as varchar) as archetype,
-        cast(null as double) as profile_distance,
-        cast([] as bigint[]) as named_clusters,
-        cast([] as varchar[]) as used_archetypes
-
-    union all
-
-    {%- set is_free -%}
-        not list_contains(greedy_matching.named_clusters, ranked_pairs.cluster_id)
-        and not list_contains(greedy_matching.used_archetypes, ranked_pairs.archetype)
-    {%- endset %}
-    select
-        ranked_pairs.pair_rank,
-        {{ is_free }} as is_taken,
-        ranked_pairs.cluster_id,
-        ranked_pairs.archetype,
-        ranked_pairs.profile_distance,
-        case
-            when {{ is_free }}
-                then list_append(greedy_matching.named_clusters, ranked_pairs.cluster_id)
-            else greedy_matching.named_clusters
-        end as named_clusters,
-        case
-            when {{ is_free }}
-                then list_append(greedy_matching.used_archetypes, ranked_pairs.archetype)
-            else greedy_matching.used_archetypes
-        end as used_archetypes
-
-    from greedy_matching
-    inner join ranked_pairs on greedy_matching.pair_rank + 1 = ranked_pairs.pair_rank
-
-),
-
 matched as (
 
-    select
-        cluster_id,
-        archetype,
-        profile_distance
-
-    from greedy_matching
-    where is_taken
+    {{ greedy_unique_matching('ranked_pairs') }}
 
 ),
 

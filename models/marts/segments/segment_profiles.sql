@@ -132,7 +132,12 @@ final as (
         dominant_rfm_segments.dominant_rfm_segment,
         dominant_rfm_segments.dominant_rfm_customers / sizes.n_customers
             as dominant_rfm_segment_share,
-        pivoted_features.* exclude (cluster_id)  -- noqa: RF02
+        {%- for feature in features %}
+            {%- for statistic in ['mean', 'median', 'lift', 'z_score'] %}
+                pivoted_features.{{ feature }}_{{ statistic }}
+                {{- ',' if not loop.last }}
+            {%- endfor %}{{ ',' if not loop.last }}
+        {%- endfor %}
 
     from sizes
     inner join segment_names on sizes.cluster_id = segment_names.cluster_id

@@ -1,4 +1,5 @@
--- Raw columns keep the input file's spelling (quoted); everything after staging is snake_case.
+-- Raw columns keep the input file's spelling (quoted for the engine: "x" on DuckDB, `x` on
+-- Spark); everything after staging is snake_case.
 -- noqa: disable=RF06
 with
 
@@ -12,16 +13,20 @@ renamed as (
 
     select
         cast(source_row_number as bigint) as transaction_line_id,
-        trim(cast("InvoiceNo" as varchar)) as invoice_id,
-        trim(cast("StockCode" as varchar)) as stock_code,
-        nullif(trim(cast("Description" as varchar)), '') as product_description,
-        cast("Quantity" as integer) as quantity,
-        cast("InvoiceDate" as timestamp) as invoiced_at,
+        trim(cast({{ adapter.quote('InvoiceNo') }} as {{ dbt.type_string() }})) as invoice_id,
+        trim(cast({{ adapter.quote('StockCode') }} as {{ dbt.type_string() }})) as stock_code,
+        nullif(
+            trim(cast({{ adapter.quote('Description') }} as {{ dbt.type_string() }})), ''
+        ) as product_description,
+        cast({{ adapter.quote('Quantity') }} as integer) as quantity,
+        cast({{ adapter.quote('InvoiceDate') }} as timestamp) as invoiced_at,
         -- Exact decimal money: sums then do not depend on row order (doubles would, and a
         -- build on shuffled rows could round a cent differently).
-        cast("UnitPrice" as decimal(18, 4)) as unit_price,
-        cast(cast("CustomerID" as double) as bigint) as customer_id,
-        nullif(trim(cast("Country" as varchar)), '') as country
+        cast({{ adapter.quote('UnitPrice') }} as decimal(18, 4)) as unit_price,
+        cast(cast({{ adapter.quote('CustomerID') }} as double) as bigint) as customer_id,
+        nullif(
+            trim(cast({{ adapter.quote('Country') }} as {{ dbt.type_string() }})), ''
+        ) as country
 
     from source
 

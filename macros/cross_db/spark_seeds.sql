@@ -1,0 +1,41 @@
+{#-
+    Seeds on Spark. dbt-spark's session connection pastes seed values into the SQL without
+    escaping them: an apostrophe ("Can't lose them") breaks the statement and an empty cell
+    becomes the text 'None'. This override (dbt looks in the project before the adapter) writes
+    proper Spark literals instead; DuckDB keeps dbt-duckdb's own loader.
+-#}
+{% macro spark__load_csv_rows(model, agate_table) %}
+    {%- set column_override = model['config'].get('column_types', {}) -%}
+    {%- set statements = [] -%}
+    {%- for chunk in agate_table.rows | batch(get_batch_size()) -%}
+        {%- set sql -%}
+            insert into {{ this.render() }} values
+            {% for row in chunk -%}
+                (
+                {%- for value in row -%}
+                    {%- set column_type = column_override.get(
+                        agate_table.column_names[loop.index0],
+                        adapter.convert_type(agate_table, loop.index0)
+                    ) -%}
+                    cast({{ spark_literal(value) }} as {{ column_type }})
+                    {{- ', ' if not loop.last }}
+                {%- endfor -%}
+                ){{ ',' if not loop.last }}
+            {% endfor %}
+        {%- endset -%}
+        {%- do adapter.add_query(sql, abridge_sql_log=True) -%}
+        {%- if loop.first %}{% do statements.append(sql) %}{% endif -%}
+    {%- endfor -%}
+    {{ return(statements[0]) }}
+{% endmacro %}
+
+{#- A Spark SQL literal: null, a number or boolean as is, anything else a quoted string. -#}
+{% macro spark_literal(value) -%}
+    {%- if value is none -%}
+        null
+    {%- elif value is number -%}
+        {{ value }}
+    {%- else -%}
+        '{{ value | string | replace("\\", "\\\\") | replace("'", "\\'") }}'
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,219 @@
+"""``make test-spark``: the SQL models on a local Spark session, and the Spark MLlib backend.
+
+dbt runs in this process, so dbt-spark's ``method: session`` picks up the SparkSession built
+here (one JVM, one Derby metastore in a temporary directory). The steps are the ones the
+README's "Scaling out" gives: load the raw table, ``dbt build --selector spark_sql``, write the ml
+tables with the Spark backend, ``dbt build --selector spark_after_ml``. Results are compared
+with the DuckDB build of the same bundled data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from conftest import PROJECT_ROOT, DbtRun
+from customer_segmentation import pipeline, spark_backend
+from customer_segmentation.scaling import fit_scaler
+
+pyspark = pytest.importorskip("pyspark", reason="pyspark is installed by make test-spark")
+
+pytestmark = pytest.mark.spark
+
+SCHEMA = "customer_segmentation"
+
+
+def run_dbt_in_process(args: list[str], workdir: Path) -> None:
+    """Run dbt on the spark target in this process; fail with dbt's own messages."""
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(
+        [
+            *args,
+            "--target",
+            "spark",
+            "--project-dir",
+            str(PROJECT_ROOT),
+            "--profiles-dir",
+            str(PROJECT_ROOT),
+            "--target-path",
+            str(workdir / "target"),
+            "--log-path",
+            str(workdir / "logs"),
+        ]
+    )
+    failures = [
+        f"{r.node.unique_id}: {r.status}: {r.message}"
+        for r in (result.result or [])
+        if str(r.status) not in ("success", "pass")
+    ]
+    assert result.success, "\n".join(failures) or str(result.exception)
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A local SparkSession configured as the profile's spark target, in a fresh warehouse."""
+    home = tmp_path_factory.mktemp("spark")
+    previous = os.environ.get("DBT_SPARK_HOME")
+    os.environ["DBT_SPARK_HOME"] = str(home)
+    session = spark_backend.spark_session()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+    if previous is None:
+        os.environ.pop("DBT_SPARK_HOME", None)
+    else:
+        os.environ["DBT_SPARK_HOME"] = previous
+
+
+@pytest.fixture(scope="module")
+def spark_build(spark: object, tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
+    """The whole Spark path on the bundled data; returns the rows of each ml table."""
+    workdir = tmp_path_factory.mktemp("spark_dbt")
+    lines = spark_backend.load_raw_transactions(spark, PROJECT_ROOT / "data/online_retail.parquet")
+    assert lines == 541_909
+    run_dbt_in_process(["build", "--selector", "spark_sql"], workdir)
+    written = spark_backend.run_ml_stage(spark, SCHEMA, spark_backend.project_clustering_settings())
+    run_dbt_in_process(["build", "--selector", "spark_after_ml"], workdir)
+    return written
+
+
+def spark_rows(spark: object, sql: str) -> pa.Table:
+    """A Spark query's result as Arrow."""
+    return spark.sql(sql).toArrow()  # type: ignore[attr-defined]
+
+
+def test_raw_lines_are_classified_alike(
+    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+) -> None:
+    query = "select row_class, n_rows, amount from {}.data_quality_audit order by row_class"
+    on_spark = spark_rows(spark, query.format(SCHEMA)).to_pylist()
+    on_duckdb = [
+        {"row_class": c, "n_rows": n, "amount": a}
+        for c, n, a in bundled_build.query(query.format("main"))
+    ]
+    assert on_spark == on_duckdb
+
+
+def test_customer_features_identical_on_both_engines(
+    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+) -> None:
+    query = "select * from {}.customer_features order by customer_id"
+    on_spark = spark_rows(spark, query.format(SCHEMA)).to_pylist()
+    with duckdb.connect(str(bundled_build.database), read_only=True) as con:
+        on_duckdb = con.sql(query.format("main")).to_arrow_table().to_pylist()
+    assert len(on_spark) == len(on_duckdb) == 4_334
+    assert list(on_spark[0]) == list(on_duckdb[0])
+    differences = [
+        (duck["customer_id"], column, duck[column], sparkrow[column])
+        for sparkrow, duck in zip(on_spark, on_duckdb, strict=True)
+        for column in duck
+        if sparkrow[column] != duck[column]
+    ]
+    assert differences == []
+
+
+def test_spark_scaler_equals_numpy(spark: object, spark_build: dict[str, int]) -> None:
+    settings = spark_backend.project_clustering_settings()
+    config = pipeline.parse_config(settings)
+    features = spark.table(f"{SCHEMA}.customer_features")  # type: ignore[attr-defined]
+    args = (
+        config.clustering_features,
+        config.log_transformed_features,
+        config.winsorize_quantiles,
+    )
+    for scaler in ("standard", "robust"):
+        on_spark = spark_backend.fit_scaler_spark(features, *args, scaler)
+        _, matrix = spark_backend.driver_sample(
+            features, config.clustering_features, 10**9, config.random_state
+        )
+        in_numpy = fit_scaler(matrix, *args, scaler)
+        for a, b in zip(on_spark, in_numpy, strict=True):
+            assert (a.feature, a.transform) == (b.feature, b.transform)
+            np.testing.assert_allclose(
+                [a.clip_lower, a.clip_upper, a.center, a.scale],
+                [b.clip_lower, b.clip_upper, b.center, b.scale],
+                rtol=1e-9,
+            )
+
+
+def test_spark_scaler_refuses_missing_values(spark: object) -> None:
+    frame = spark.createDataFrame(  # type: ignore[attr-defined]
+        [(1, 1.0), (2, None), (3, 3.0)], "customer_id bigint, monetary double"
+    )
+    with pytest.raises(ValueError, match="feature monetary: 1 customer"):
+        spark_backend.fit_scaler_spark(frame, ["monetary"], [], (0.01, 0.99), "standard")
+
+
+def test_mllib_kmeans_agrees_with_duckdb(
+    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+) -> None:
+    query = "select customer_id, cluster_id from {}.customer_clusters order by customer_id"
+    on_spark = spark_rows(spark, query.format(SCHEMA))
+    on_duckdb = bundled_build.query(query.format("main"))
+    assert on_spark["customer_id"].to_pylist() == [row[0] for row in on_duckdb]
+    k_spark = spark_rows(spark, f"select max(cluster_id) from {SCHEMA}.cluster_centroids")
+    assert k_spark.column(0)[0].as_py() == bundled_build.scalar(
+        "select max(cluster_id) from main.cluster_centroids"
+    )
+    ari = adjusted_rand_score([row[1] for row in on_duckdb], on_spark["cluster_id"].to_pylist())
+    print(f"ARI MLlib k-means vs DuckDB/scikit-learn k-means: {ari:.3f}")
+    assert ari >= 0.9
+
+
+def test_ml_tables_have_the_duckdb_columns(
+    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+) -> None:
+    for table in spark_build:
+        spark_columns = spark.table(f"{SCHEMA}.{table}").columns  # type: ignore[attr-defined]
+        duckdb_columns = [
+            row[0]
+            for row in bundled_build.query(
+                "select column_name from information_schema.columns "
+                f"where table_name = '{table}' order by ordinal_position"
+            )
+        ]
+        assert spark_columns == duckdb_columns, table
+
+
+def test_segment_marts_built_on_spark(
+    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+) -> None:
+    n = spark_rows(spark, f"select count(*) from {SCHEMA}.customer_segments").column(0)[0]
+    assert n.as_py() == 4_334
+    names = spark_rows(
+        spark,
+        f"select count(*), count(distinct segment_name), max(cluster_id) "
+        f"from {SCHEMA}.segment_names",
+    ).to_pylist()[0]
+    assert len(set(names.values())) == 1  # one unique name per cluster
+
+
+def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> None:
+    settings = spark_backend.project_clustering_settings(
+        {"exact_ward_max_customers": 500, "ward_micro_clusters": 200}
+    )
+    scaled = spark.table(f"{SCHEMA}.customer_features_scaled")  # type: ignore[attr-defined]
+    linkage = pipeline.hierarchy_linkage(scaled, settings).toArrow()
+    assert set(linkage["method"].to_pylist()) == {"micro_clusters"}
+    assert linkage.num_rows == linkage["n_leaves"][0].as_py() - 1
+    assert linkage["n_customers"].to_pylist()[-1] == 4_334
+    tree = spark_backend.fit_ward_spark(
+        scaled, pipeline.parse_config(settings).clustering_features, 500, 200, 42
+    )
+    labels = tree.labels(scaled, pipeline.parse_config(settings).clustering_features, 4)
+    counts = labels.groupBy("_ward").count().toArrow()
+    assert sorted(counts["_ward"].to_pylist()) == [0, 1, 2, 3]
+    assert sum(counts["count"].to_pylist()) == 4_334
+
+
+def test_spark_frames_are_recognised(spark: object) -> None:
+    assert spark_backend.is_spark_dataframe(spark.range(1))  # type: ignore[attr-defined]
+    assert not spark_backend.is_spark_dataframe(pa.table({"a": [1]}))
