@@ -46,6 +46,21 @@ class ClusteringConfig:
         return self.clustering_features.index(self.cluster_order_feature)
 
 
+def check_feature_columns(features: Sequence[str], columns: Sequence[str]) -> None:
+    """Refuse clustering features that are not columns of customer_features.
+
+    Raises:
+        ConfigError: naming the missing features and the columns available.
+
+    """
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise ConfigError(
+            f"clustering_features {missing} are not columns of customer_features "
+            f"(available: {', '.join(columns)})"
+        )
+
+
 def _int(values: Mapping[str, Any], name: str, minimum: int) -> int:
     value = values.get(name)
     if isinstance(value, bool) or not isinstance(value, int | str):

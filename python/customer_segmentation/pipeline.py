@@ -27,7 +27,7 @@ from customer_segmentation.clustering import (
     sample_rows,
     silhouette_values,
 )
-from customer_segmentation.config import ClusteringConfig, parse_config
+from customer_segmentation.config import ClusteringConfig, check_feature_columns, parse_config
 from customer_segmentation.scaling import (
     fit_scaler,
     invert_scaling,
@@ -36,6 +36,7 @@ from customer_segmentation.scaling import (
 )
 from customer_segmentation.selection import evaluated_range, model_selection
 from customer_segmentation.spark_backend import is_spark_dataframe
+from customer_segmentation.tables import centroid_matrix, centroid_table, linkage_table
 from customer_segmentation.timing import stage
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,12 +86,7 @@ def read_matrix(relation: Relation, features: Sequence[str]) -> tuple[np.ndarray
 
     """
     table = relation.order("customer_id").to_arrow_table()
-    missing = [f for f in features if f not in table.column_names]
-    if missing:
-        raise ValueError(
-            f"clustering_features {missing} are not columns of customer_features "
-            f"(available: {', '.join(table.column_names)})"
-        )
+    check_feature_columns(features, table.column_names)
     ids = table["customer_id"].to_numpy()
     columns = [table[f].cast(pa.float64()).to_numpy(zero_copy_only=False) for f in features]
     matrix = np.column_stack(columns) if columns else np.empty((len(ids), 0))
@@ -158,28 +154,7 @@ def cluster_centroids(
     original = invert_scaling(centers, parameters)
     labels, _ = nearest_centroid(matrix, centers)
     sizes = np.bincount(labels, minlength=k)
-    rows = [
-        {
-            "cluster_id": cluster + 1,
-            "feature": feature,
-            "feature_order": j + 1,
-            "center_scaled": float(centers[cluster, j]),
-            "center_original": float(original[cluster, j]),
-            "n_customers": int(sizes[cluster]),
-        }
-        for cluster in range(k)
-        for j, feature in enumerate(config.clustering_features)
-    ]
-    return pa.Table.from_pylist(rows)
-
-
-def _centroid_matrix(centroids: pa.Table, features: Sequence[str]) -> np.ndarray:
-    k = max(centroids["cluster_id"].to_pylist())
-    centers = np.empty((k, len(features)))
-    position = {f: j for j, f in enumerate(features)}
-    for row in centroids.to_pylist():
-        centers[row["cluster_id"] - 1, position[row["feature"]]] = row["center_scaled"]
-    return centers
+    return centroid_table(centers, original, sizes, config.clustering_features)
 
 
 @clear_errors
@@ -192,7 +167,7 @@ def customer_clusters(
     config = parse_config(settings)
     k = selected_k(selection)
     ids, matrix = read_matrix(scaled, config.clustering_features)
-    centers = _centroid_matrix(centroids.to_arrow_table(), config.clustering_features)
+    centers = centroid_matrix(centroids.to_arrow_table(), config.clustering_features)
     with stage("customer_clusters", "assign to nearest centroid"):
         labels, distances = nearest_centroid(matrix, centers)
     with stage("customer_clusters", f"Ward cut at k={k}"):
@@ -226,20 +201,7 @@ def hierarchy_linkage(scaled: Relation, settings: Mapping[str, Any]) -> pa.Table
         tree = fit_ward(
             matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
         )
-    z = tree.linkage
-    n_leaves = len(tree.leaf_sizes)
-    return pa.table(
-        {
-            "merge_order": np.arange(1, len(z) + 1, dtype=np.int64),
-            "node_id": np.arange(n_leaves, n_leaves + len(z), dtype=np.int64),
-            "left_child": z[:, 0].astype(np.int64),
-            "right_child": z[:, 1].astype(np.int64),
-            "distance": z[:, 2],
-            "n_customers": tree.node_customers(),
-            "n_leaves": np.full(len(z), n_leaves, dtype=np.int64),
-            "method": [tree.method] * len(z),
-        }
-    )
+    return linkage_table(tree)
 
 
 @clear_errors

@@ -40,7 +40,7 @@ from customer_segmentation.clustering import (
     silhouette_values,
     weighted_ward_linkage,
 )
-from customer_segmentation.config import ClusteringConfig, parse_config
+from customer_segmentation.config import ClusteringConfig, check_feature_columns, parse_config
 from customer_segmentation.scaling import (
     FeatureScaling,
     check_log_domain,
@@ -51,6 +51,7 @@ from customer_segmentation.scaling import (
     parameters_table,
 )
 from customer_segmentation.selection import evaluated_range, model_selection
+from customer_segmentation.tables import centroid_matrix, centroid_table, linkage_table
 from customer_segmentation.timing import stage
 
 if TYPE_CHECKING:
@@ -74,12 +75,7 @@ def is_spark_dataframe(value: object) -> bool:
 
 
 def _check_columns(frame: DataFrame, features: Sequence[str]) -> None:
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"clustering_features {missing} are not columns of customer_features "
-            f"(available: {', '.join(frame.columns)})"
-        )
+    check_feature_columns(features, frame.columns)
 
 
 def _spark_table(frame: DataFrame, table: pa.Table) -> DataFrame:
@@ -404,29 +400,9 @@ def cluster_centroids(
     }
     parameters = parameters_from_table(scaler.toArrow())
     original = invert_scaling(centers, parameters)
-    rows = [
-        {
-            "cluster_id": cluster + 1,
-            "feature": feature,
-            "feature_order": j + 1,
-            "center_scaled": float(centers[cluster, j]),
-            "center_original": float(original[cluster, j]),
-            "n_customers": int(sizes.get(cluster + 1, 0)),
-        }
-        for cluster in range(k)
-        for j, feature in enumerate(config.clustering_features)
-    ]
-    return _spark_table(scaled, pa.Table.from_pylist(rows))
-
-
-def _centroid_matrix(centroids: DataFrame, features: Sequence[str]) -> np.ndarray:
-    rows = centroids.select("cluster_id", "feature", "center_scaled").collect()
-    k = max(row["cluster_id"] for row in rows)
-    centers = np.empty((k, len(features)))
-    position = {f: j for j, f in enumerate(features)}
-    for row in rows:
-        centers[row["cluster_id"] - 1, position[row["feature"]]] = row["center_scaled"]
-    return centers
+    counts = np.array([sizes.get(cluster + 1, 0) for cluster in range(k)])
+    table = centroid_table(centers, original, counts, config.clustering_features)
+    return _spark_table(scaled, table)
 
 
 def customer_clusters(
@@ -440,7 +416,7 @@ def customer_clusters(
     config = parse_config(settings)
     features = config.clustering_features
     k = _selected_k(selection)
-    centers = _centroid_matrix(centroids, features)
+    centers = centroid_matrix(centroids.toArrow(), features)
     assigned = nearest_centroid_spark(scaled, features, centers)
     tree = fit_ward_spark(
         scaled,
@@ -495,21 +471,7 @@ def hierarchy_linkage(scaled: DataFrame, settings: Mapping[str, Any]) -> DataFra
         config.ward_micro_clusters,
         config.random_state,
     ).tree
-    z = tree.linkage
-    n_leaves = len(tree.leaf_sizes)
-    table = pa.table(
-        {
-            "merge_order": np.arange(1, len(z) + 1, dtype=np.int64),
-            "node_id": np.arange(n_leaves, n_leaves + len(z), dtype=np.int64),
-            "left_child": z[:, 0].astype(np.int64),
-            "right_child": z[:, 1].astype(np.int64),
-            "distance": z[:, 2],
-            "n_customers": tree.node_customers(),
-            "n_leaves": np.full(len(z), n_leaves, dtype=np.int64),
-            "method": [tree.method] * len(z),
-        }
-    )
-    return _spark_table(scaled, table)
+    return _spark_table(scaled, linkage_table(tree))
 
 
 def customer_silhouettes(

@@ -194,6 +194,10 @@ def test_segment_marts_built_on_spark(
         f"from {SCHEMA}.segment_names",
     ).to_pylist()[0]
     assert len(set(names.values())) == 1  # one unique name per cluster
+    query = "select segment_name from {}.segment_names order by segment_name"
+    assert spark_rows(spark, query.format(SCHEMA))["segment_name"].to_pylist() == [
+        row[0] for row in bundled_build.query(query.format("main"))
+    ]
 
 
 def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> None:
