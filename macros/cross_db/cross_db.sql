@@ -1,8 +1,7 @@
 {#-
-    Small dispatched macros where DuckDB and Spark SQL differ and dbt has no cross-database
-    macro of its own (dbt.datediff, dbt.dateadd, dbt.date_trunc and dbt.type_string cover the
-    rest). Each DuckDB version is what the models used before; the Spark one gives the same
-    values.
+    Small dispatched macros where DuckDB and Spark SQL differ and dbt's own cross-database
+    macros do not fit (the models use dbt.date_trunc and dbt.type_string where they do). Each
+    DuckDB version is what the models used before; the Spark one gives the same values.
 -#}
 
 {#- ISO day of week: 1 = Monday ... 7 = Sunday. Integer results are bigint on both engines. -#}
