@@ -285,3 +285,20 @@
 {% macro spark__engine_version() -%}
     version()
 {%- endmacro %}
+
+
+{#-
+    A 64-bit hash of several columns (nulls included), for finding candidate duplicates; equal
+    hashes are then compared column by column, so a collision costs time, never correctness.
+-#}
+{% macro row_hash(columns) -%}
+    {{ return(adapter.dispatch('row_hash')(columns)) }}
+{%- endmacro %}
+
+{% macro default__row_hash(columns) -%}
+    hash({{ columns | join(', ') }})
+{%- endmacro %}
+
+{% macro spark__row_hash(columns) -%}
+    xxhash64({{ columns | join(', ') }})
+{%- endmacro %}
