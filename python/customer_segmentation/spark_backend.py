@@ -74,10 +74,6 @@ def is_spark_dataframe(value: object) -> bool:
     return module.startswith("pyspark.sql") and hasattr(value, "sparkSession")
 
 
-def _check_columns(frame: DataFrame, features: Sequence[str]) -> None:
-    check_feature_columns(features, frame.columns)
-
-
 def _spark_table(frame: DataFrame, table: pa.Table) -> DataFrame:
     """An Arrow table (a few rows: parameters, centroids, metrics) as a Spark DataFrame."""
     return frame.sparkSession.createDataFrame(table)
@@ -106,7 +102,7 @@ def fit_scaler_spark(
 
     from customer_segmentation.scaling import ScalingError
 
-    _check_columns(frame, features)
+    check_feature_columns(features, frame.columns)
     checks = frame.agg(
         sf.count(sf.lit(1)).alias("n"),
         *[sf.count_if(sf.col(f).isNull()).alias(f"missing_{i}") for i, f in enumerate(features)],
@@ -167,7 +163,7 @@ def feature_vectors(frame: DataFrame, features: Sequence[str]) -> DataFrame:
     from pyspark.ml.feature import VectorAssembler
     from pyspark.sql import functions as sf
 
-    _check_columns(frame, features)
+    check_feature_columns(features, frame.columns)
     doubles = frame.select(KEY, *[sf.col(f).cast("double").alias(f) for f in features])
     assembler = VectorAssembler(inputCols=list(features), outputCol=VECTOR)
     return assembler.transform(doubles).select(KEY, VECTOR)
@@ -258,7 +254,7 @@ def driver_sample(
     """
     from pyspark.sql import functions as sf
 
-    _check_columns(frame, features)
+    check_feature_columns(features, frame.columns)
     chosen = frame.select(KEY, *[sf.col(f).cast("double").alias(f) for f in features])
     if frame.count() > size:
         chosen = chosen.orderBy(sf.xxhash64(sf.col(KEY), sf.lit(random_state)), KEY).limit(size)

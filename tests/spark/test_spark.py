@@ -209,10 +209,9 @@ def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> 
     assert set(linkage["method"].to_pylist()) == {"micro_clusters"}
     assert linkage.num_rows == linkage["n_leaves"][0].as_py() - 1
     assert linkage["n_customers"].to_pylist()[-1] == 4_334
-    tree = spark_backend.fit_ward_spark(
-        scaled, pipeline.parse_config(settings).clustering_features, 500, 200, 42
-    )
-    labels = tree.labels(scaled, pipeline.parse_config(settings).clustering_features, 4)
+    features = pipeline.parse_config(settings).clustering_features
+    tree = spark_backend.fit_ward_spark(scaled, features, 500, 200, 42)
+    labels = tree.labels(scaled, features, 4)
     counts = labels.groupBy("_ward").count().toArrow()
     assert sorted(counts["_ward"].to_pylist()) == [0, 1, 2, 3]
     assert sum(counts["count"].to_pylist()) == 4_334
