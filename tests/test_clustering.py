@@ -116,3 +116,24 @@ def test_silhouettes_do_not_depend_on_label_names() -> None:
     renamed = np.array([7, 3, 9, 1])[truth]
     assert np.allclose(silhouette_values(points, renamed), silhouette_samples(points, truth))
     assert np.allclose(silhouette_values(points, truth), silhouette_values(points, renamed))
+
+
+def test_silhouettes_of_many_labelings_equal_sklearn(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.metrics import silhouette_samples
+
+    from customer_segmentation import clustering
+    from customer_segmentation.clustering import silhouettes
+
+    points, truth = blobs(n_per_cluster=40)
+    # Repeated rows, a customer alone in its cluster and labels with gaps: the edge cases of
+    # sklearn's definition.
+    points = np.vstack([points, points[:5]])
+    truth = np.concatenate([truth, truth[:5]])
+    alone = truth.copy()
+    alone[0] = 9
+    labelings = [truth, alone, np.arange(len(points)) % 2, np.where(truth == 1, 5, truth)]
+    # 16 distance rows per chunk: several chunks, the last one shorter.
+    monkeypatch.setattr(clustering, "_CHUNK_BYTES", 8 * len(points) * 16)
+    for values, labels in zip(silhouettes(points, labelings), labelings, strict=True):
+        assert np.allclose(values, silhouette_samples(points, labels), rtol=0, atol=1e-9)
+    assert silhouettes(points, labelings)[1][0] == 0.0

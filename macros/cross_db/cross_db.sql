@@ -302,3 +302,25 @@
 {% macro spark__row_hash(columns) -%}
     xxhash64({{ columns | join(', ') }})
 {%- endmacro %}
+
+
+{#-
+    A struct with named fields, e.g. named_struct({'distance': 'd', 'cluster_id': 'c'}).
+    min() of such structs compares field by field, so it picks a row by several keys in one
+    aggregate (no window and no sort).
+-#}
+{% macro named_struct(fields) -%}
+    {{ return(adapter.dispatch('named_struct')(fields)) }}
+{%- endmacro %}
+
+{% macro default__named_struct(fields) -%}
+    struct_pack(
+        {%- for name, expr in fields.items() %}{{ name }} := {{ expr }}{{ ', ' if not loop.last }}
+        {%- endfor %})
+{%- endmacro %}
+
+{% macro spark__named_struct(fields) -%}
+    named_struct(
+        {%- for name, expr in fields.items() %}'{{ name }}', {{ expr }}{{ ', ' if not loop.last }}
+        {%- endfor %})
+{%- endmacro %}

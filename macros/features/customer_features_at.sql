@@ -7,7 +7,12 @@
     (snapshot_date, customer_id) for customers with at least one kept order before the snapshot.
     Definitions: the `customer_feature_definitions` docs block.
 -#}
-{% macro customer_features_at(snapshots) %}
+{% macro customer_features_at(snapshots, columns=none) %}
+    {#- columns: the feature columns the caller reads (none: all). main_country and
+        preferred_order_hour each take a group-by and a window over every (snapshot, order)
+        pair, so they are computed only when asked for. -#}
+    {%- set with_country = columns is none or 'main_country' in columns -%}
+    {%- set with_hour = columns is none or 'preferred_order_hour' in columns -%}
 
     with
 
@@ -17,9 +22,37 @@
 
     ),
 
-    classified_lines as (
+    -- The gap to the previous order is the same as of every snapshot that sees both orders
+    -- (the orders before a date are a prefix of the customer's orders), so it is computed once
+    -- per order rather than once per (snapshot, order).
+    sequenced_orders as (
+
+        select
+            *,
+            {{ days_between(
+                'lag(order_date) over (
+                    partition by customer_id order by ordered_at asc, invoice_id asc
+                )',
+                'order_date'
+            ) }} as days_since_previous_order
+
+        from orders
+
+    ),
+
+    -- Two imports of the lines rather than one shared CTE: a CTE read twice is materialised
+    -- (a copy of every line), one read once is not.
+    kept_lines as (
 
         select * from {{ ref('int_transaction_lines_classified') }}
+        where row_class = 'kept'
+
+    ),
+
+    cancelled_lines as (
+
+        select * from {{ ref('int_transaction_lines_classified') }}
+        where row_class = 'cancellation'
 
     ),
 
@@ -27,17 +60,10 @@
 
         select
             snapshot_dates.snapshot_date,
-            orders.*,
-            {{ days_between(
-                'lag(orders.order_date) over (
-                    partition by snapshot_dates.snapshot_date, orders.customer_id
-                    order by orders.ordered_at asc, orders.invoice_id asc
-                )',
-                'orders.order_date'
-            ) }} as days_since_previous_order
+            sequenced_orders.*
 
         from {{ snapshots }} as snapshot_dates
-        inner join orders on snapshot_dates.snapshot_date > orders.order_date
+        inner join sequenced_orders on snapshot_dates.snapshot_date > sequenced_orders.order_date
 
     ),
 
@@ -50,8 +76,7 @@
             stock_code,
             min(cast(invoiced_at as date)) as first_purchase_date
 
-        from classified_lines
-        where row_class = 'kept'
+        from kept_lines
         group by all
 
     ),
@@ -65,10 +90,9 @@
             cast(invoiced_at as date) as return_date,
             -line_amount as returned_amount
 
-        from classified_lines
+        from cancelled_lines
         where
-            row_class = 'cancellation'
-            and not is_non_product
+            not is_non_product
             and not is_exact_duplicate
 
     ),
@@ -126,22 +150,7 @@
 
     ),
 
-    line_summary as (
-
-        select
-            product_counts.snapshot_date,
-            product_counts.customer_id,
-            product_counts.distinct_products,
-            coalesce(returned_values.returned_value, 0) as returned_value
-
-        from product_counts
-        left join returned_values
-            on
-                product_counts.snapshot_date = returned_values.snapshot_date
-                and product_counts.customer_id = returned_values.customer_id
-
-    ),
-
+    {% if with_country -%}
     country_counts as (
 
         select
@@ -169,7 +178,9 @@
         ) = 1
 
     ),
+    {%- endif %}
 
+    {% if with_hour -%}
     hour_counts as (
 
         select
@@ -195,6 +206,23 @@
             partition by snapshot_date, customer_id
             order by n_orders desc, order_hour asc
         ) = 1
+
+    ),
+    {%- endif %}
+
+    line_summary as (
+
+        select
+            product_counts.snapshot_date,
+            product_counts.customer_id,
+            product_counts.distinct_products,
+            coalesce(returned_values.returned_value, 0) as returned_value
+
+        from product_counts
+        left join returned_values
+            on
+                product_counts.snapshot_date = returned_values.snapshot_date
+                and product_counts.customer_id = returned_values.customer_id
 
     )
 
@@ -223,22 +251,30 @@
         order_summary.n_orders_last_90_days / order_summary.frequency
             as share_of_orders_last_90_days,
         order_summary.n_weekend_orders / order_summary.frequency as weekend_share_of_orders,
-        order_summary.mean_order_hour,
-        preferred_hours.preferred_order_hour,
-        main_countries.main_country
+        order_summary.mean_order_hour
+        {%- if with_hour %},
+            preferred_hours.preferred_order_hour
+        {%- endif %}
+        {%- if with_country %},
+            main_countries.main_country
+        {%- endif %}
 
     from order_summary
     inner join line_summary
         on
             order_summary.snapshot_date = line_summary.snapshot_date
             and order_summary.customer_id = line_summary.customer_id
-    inner join main_countries
-        on
-            order_summary.snapshot_date = main_countries.snapshot_date
-            and order_summary.customer_id = main_countries.customer_id
-    inner join preferred_hours
-        on
-            order_summary.snapshot_date = preferred_hours.snapshot_date
-            and order_summary.customer_id = preferred_hours.customer_id
+    {% if with_country -%}
+        inner join main_countries
+            on
+                order_summary.snapshot_date = main_countries.snapshot_date
+                and order_summary.customer_id = main_countries.customer_id
+    {%- endif %}
+    {% if with_hour -%}
+        inner join preferred_hours
+            on
+                order_summary.snapshot_date = preferred_hours.snapshot_date
+                and order_summary.customer_id = preferred_hours.customer_id
+    {%- endif %}
 
 {% endmacro %}

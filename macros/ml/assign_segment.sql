@@ -48,19 +48,33 @@
         from scaled
         cross join centroids
 
+    ),
+
+    -- The nearest centre per key: the least (distance, cluster_id) pair, one aggregate
+    -- instead of a window that sorts every (key, cluster) row.
+    nearest as (
+
+        select
+            {% for key in key_columns -%}
+                {{ key }},
+            {% endfor -%}
+            min({{ named_struct({
+                'distance_to_centroid': 'distance_to_centroid',
+                'cluster_id': 'cluster_id',
+            }) }}) as nearest_centroid
+
+        from distances
+        group by {{ key_columns | join(', ') }}
+
     )
 
     select
         {% for key in key_columns -%}
             {{ key }},
         {% endfor -%}
-        cluster_id,
-        distance_to_centroid
+        nearest_centroid.cluster_id,
+        nearest_centroid.distance_to_centroid
 
-    from distances
-    qualify row_number() over (
-        partition by {{ key_columns | join(', ') }}
-        order by distance_to_centroid asc, cluster_id asc
-    ) = 1
+    from nearest
 
 {% endmacro %}

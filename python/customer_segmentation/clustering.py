@@ -26,7 +26,6 @@ from sklearn.metrics import (
     calinski_harabasz_score,
     davies_bouldin_score,
     pairwise_distances_argmin,
-    silhouette_samples,
 )
 
 T = TypeVar("T")
@@ -283,17 +282,79 @@ def sample_rows(n: int, size: int, random_state: int) -> np.ndarray:
     return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
 
 
-def silhouette_values(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-row silhouette, memoised: selection and customer_silhouettes need the same one.
+def _canonical_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels renamed 0, 1, ... in order of first appearance."""
+    _, first_index, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first_index))[inverse]
+
+
+def _silhouettes_sharing_distances(
+    matrix: np.ndarray, labelings: Sequence[np.ndarray]
+) -> list[np.ndarray]:
+    """Per-row silhouettes of several labelings (0..k-1) of the same rows, as sklearn defines them.
+
+    sklearn's ``silhouette_samples`` computes the pairwise distances again for every labeling;
+    here each chunk of distance rows is computed once and multiplied by every labeling's
+    one-hot matrix, which gives the summed distance from each row to each cluster. For the 18
+    labelings of a model selection on 10,000 rows this is about 8 times faster.
+    """
+    n = len(matrix)
+    onehots = [np.eye(int(labels.max()) + 1)[labels] for labels in labelings]
+    sizes = [onehot.sum(axis=0) for onehot in onehots]
+    stacked = np.hstack(onehots)
+    offsets = np.cumsum([0, *(onehot.shape[1] for onehot in onehots)])
+    squared_norms = np.einsum("ij,ij->i", matrix, matrix)
+    out = [np.empty(n) for _ in labelings]
+    chunk = max(1, _CHUNK_BYTES // (8 * n))
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(n, start + chunk))
+        # As sklearn's euclidean_distances: -2 x.y + |x|^2 + |y|^2, clipped at 0, zero diagonal.
+        squared = -2 * matrix[rows] @ matrix.T
+        squared += squared_norms[rows, None]
+        squared += squared_norms[None, :]
+        np.maximum(squared, 0, out=squared)
+        squared[np.arange(len(rows)), rows] = 0
+        sums = np.sqrt(squared) @ stacked
+        for index, labels in enumerate(labelings):
+            to_clusters = sums[:, offsets[index] : offsets[index + 1]]
+            own = labels[rows]
+            own_size = sizes[index][own]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                within = to_clusters[np.arange(len(rows)), own] / (own_size - 1)
+                between = to_clusters / sizes[index]
+                between[np.arange(len(rows)), own] = np.inf
+                nearest = between.min(axis=1)
+                values = (nearest - within) / np.maximum(within, nearest)
+            # A customer alone in its cluster scores 0 (sklearn's convention).
+            out[index][rows] = np.where(own_size > 1, np.nan_to_num(values), 0.0)
+    return out
+
+
+def silhouettes(matrix: np.ndarray, labelings: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Per-row silhouettes of several labelings of the same rows, memoised.
 
     Silhouettes do not depend on what the clusters are called, so the labels are renamed in
     order of first appearance before they key the memo (sklearn's labels and cluster ids then
-    share one computation).
+    share one computation). The labelings not in the memo yet are computed together, sharing
+    the pairwise distances.
     """
-    _, first_index, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    canonical = np.argsort(np.argsort(first_index))[inverse]
-    key = ("silhouette", matrix_fingerprint(matrix), matrix_fingerprint(canonical.astype(float)))
-    return _memoised(key, lambda: silhouette_samples(matrix, canonical))
+    fingerprint = matrix_fingerprint(matrix)
+    canonical = [_canonical_labels(labels) for labels in labelings]
+    keys = [("silhouette", fingerprint, matrix_fingerprint(c.astype(float))) for c in canonical]
+    with _CACHE_LOCK:
+        found = {key: _CACHE[key] for key in keys if key in _CACHE}
+    # A dict: equal labelings are computed once.
+    missing = {key: c for key, c in zip(keys, canonical, strict=True) if key not in found}
+    if missing:
+        computed = _silhouettes_sharing_distances(matrix, list(missing.values()))
+        for key, values in zip(missing, computed, strict=True):
+            found[key] = _memoised(key, lambda values=values: values)
+    return [found[key] for key in keys]
+
+
+def silhouette_values(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-row silhouette of one labeling (memoised, see ``silhouettes``)."""
+    return silhouettes(matrix, [labels])[0]
 
 
 def partition_metrics(

@@ -31,6 +31,7 @@ from customer_segmentation.clustering import (
     kmeans_stability,
     partition_metrics,
     sample_rows,
+    silhouettes,
     ward_stability,
 )
 from customer_segmentation.config import ClusteringConfig
@@ -136,8 +137,11 @@ def model_selection(
     )
     metrics: dict[tuple[str, int], dict[str, float]] = {}
     with stage(model_name, f"k-means for k={ks[0]}..{ks[-1]}"):
-        for k in ks:
-            fit = fit_kmeans(matrix, k, config.random_state, config.kmeans_n_init)
+        fits = {k: fit_kmeans(matrix, k, config.random_state, config.kmeans_n_init) for k in ks}
+        # All silhouettes at once, sharing the pairwise distances; partition_metrics then
+        # finds them in the memo.
+        silhouettes(matrix[evaluation], [fit.labels[evaluation] for fit in fits.values()])
+        for k, fit in fits.items():
             metrics["kmeans", k] = partition_metrics(matrix, fit.labels, evaluation)
             metrics["kmeans", k]["inertia"] = fit.inertia
     with stage(model_name, f"k-means stability ({config.stability_runs} bootstrap refits per k)"):
@@ -152,7 +156,9 @@ def model_selection(
             config.ward_micro_clusters,
             config.random_state,
         )
-        for k, labels in tree.labels_for(ks).items():
+        cuts = tree.labels_for(ks)
+        silhouettes(matrix[evaluation], [labels[evaluation] for labels in cuts.values()])
+        for k, labels in cuts.items():
             metrics["hierarchical", k] = partition_metrics(matrix, labels, evaluation)
     with stage(model_name, f"Ward stability ({config.stability_runs} bootstrap refits)"):
         stabilities = ward_stability(

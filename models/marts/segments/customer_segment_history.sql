@@ -1,6 +1,7 @@
 -- Each customer's segment at the last N month ends and at the snapshot date: the SQL features
 -- re-run as of each date (customer_features_at) and scored with the persisted model
--- (assign_segment), so segments at every date are comparable.
+-- (assign_segment), so segments at every date are comparable. Only the columns scoring and
+-- this table read are computed.
 with
 
 customer_features as (
@@ -37,7 +38,10 @@ snapshot_dates as (
 
 features_over_time as (
 
-    {{ customer_features_at('snapshot_dates') }}
+    {{ customer_features_at(
+        'snapshot_dates',
+        var('clustering_features') + ['recency_days', 'frequency', 'monetary'],
+    ) }}
 
 ),
 
