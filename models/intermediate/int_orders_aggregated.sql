@@ -16,8 +16,9 @@ orders as (
         min(customer_id) as customer_id,
         min(invoiced_at) as ordered_at,
         min(country) as country,
+        -- No count(distinct stock_code): nothing downstream read it, and it was three quarters
+        -- of this model's time (a distinct set per invoice, 15M invoices at 2M customers).
         count(*) as n_lines,
-        count(distinct stock_code) as n_products,
         sum(quantity) as n_items,
         sum(line_amount) as order_value
 
@@ -35,7 +36,6 @@ final as (
         cast(ordered_at as date) as order_date,
         country,
         n_lines,
-        n_products,
         n_items,
         order_value
 

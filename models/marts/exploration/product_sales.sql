@@ -1,9 +1,18 @@
 with
 
+-- The kept lines are imported twice rather than shared: DuckDB materialises a CTE read twice
+-- (a copy of every kept line).
 kept_lines as (
 
     select * from {{ ref('int_transaction_lines_classified') }}
     where is_kept
+
+),
+
+described_lines as (
+
+    select * from {{ ref('int_transaction_lines_classified') }}
+    where is_kept and product_description is not null
 
 ),
 
@@ -15,8 +24,7 @@ description_counts as (
         product_description,
         count(*) as n_lines
 
-    from kept_lines
-    where product_description is not null
+    from described_lines
     group by all
 
 ),
