@@ -137,3 +137,39 @@ def test_silhouettes_of_many_labelings_equal_sklearn(monkeypatch: pytest.MonkeyP
     for values, labels in zip(silhouettes(points, labelings), labelings, strict=True):
         assert np.allclose(values, silhouette_samples(points, labels), rtol=0, atol=1e-9)
     assert silhouettes(points, labelings)[1][0] == 0.0
+
+
+def test_partition_scores_equal_sklearn() -> None:
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+    from customer_segmentation.clustering import partition_metrics
+
+    points, truth = blobs(n_per_cluster=50)
+    rng = np.random.default_rng(3)
+    labelings = [
+        truth,
+        np.where(truth == 2, 7, truth),  # labels with a gap
+        rng.integers(0, 5, len(points)),  # overlapping clusters
+        (points[:, 0] > np.median(points[:, 0])).astype(int),
+    ]
+    sample = np.arange(0, len(points), 2)
+    for labels in labelings:
+        metrics = partition_metrics(points, labels, sample)
+        assert metrics["calinski_harabasz"] == pytest.approx(
+            calinski_harabasz_score(points, labels), rel=1e-9
+        )
+        assert metrics["davies_bouldin"] == pytest.approx(
+            davies_bouldin_score(points, labels), rel=1e-9
+        )
+        means = {label: points[labels == label].mean(axis=0) for label in np.unique(labels)}
+        inertia = sum(
+            ((row - means[label]) ** 2).sum() for row, label in zip(points, labels, strict=True)
+        )
+        assert metrics["inertia"] == pytest.approx(inertia, rel=1e-9)
+    # sklearn's convention where every cluster is one repeated point: Davies-Bouldin 0.
+    repeated = np.repeat(np.array([[0.0, 0.0], [3.0, 4.0]]), 5, axis=0)
+    two = np.repeat([0, 1], 5)
+    assert partition_metrics(repeated, two, np.arange(10))["davies_bouldin"] == 0.0
+    assert davies_bouldin_score(repeated, two) == 0.0
+    with pytest.raises(ClusteringError, match="1 cluster"):
+        partition_metrics(points, np.zeros(len(points), dtype=int), sample)

@@ -324,3 +324,20 @@
         {%- for name, expr in fields.items() %}'{{ name }}', {{ expr }}{{ ', ' if not loop.last }}
         {%- endfor %})
 {%- endmacro %}
+
+
+{#-
+    Written between `name as` and the CTE's parenthesis: DuckDB materialises a CTE that is read
+    more than once (a full copy when it holds every line); `not materialized` makes it re-read
+    the source instead. Spark always inlines CTEs.
+-#}
+{% macro not_materialized() -%}
+    {{ return(adapter.dispatch('not_materialized')()) }}
+{%- endmacro %}
+
+{% macro default__not_materialized() -%}
+    not materialized
+{%- endmacro %}
+
+{% macro spark__not_materialized() -%}
+{%- endmacro %}

@@ -7,7 +7,9 @@
 
 with
 
-lines as (
+-- Read four times below; re-reading the staging view is faster than the copy DuckDB would
+-- otherwise materialise (35 s against 48 s on 78M lines).
+lines as {{ not_materialized() }} (
 
     select * from {{ ref('stg_online_retail__transaction_lines') }}
 

@@ -23,8 +23,6 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import (
     adjusted_rand_score,
-    calinski_harabasz_score,
-    davies_bouldin_score,
     pairwise_distances_argmin,
 )
 
@@ -146,13 +144,6 @@ def nearest_centroid(matrix: np.ndarray, centers: np.ndarray) -> tuple[np.ndarra
         labels[start : start + len(chunk)] = best
         distances[start : start + len(chunk)] = np.sqrt(squared[np.arange(len(chunk)), best])
     return labels, distances
-
-
-def within_cluster_sum_of_squares(matrix: np.ndarray, labels: np.ndarray) -> float:
-    """Inertia of any partition: squared distances of rows to their cluster mean."""
-    k = int(labels.max()) + 1
-    means = cluster_means(matrix, labels, k)
-    return float(((matrix - means[labels]) ** 2).sum())
 
 
 def weighted_ward_linkage(centers: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -360,11 +351,42 @@ def silhouette_values(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def partition_metrics(
     matrix: np.ndarray, labels: np.ndarray, sample: np.ndarray
 ) -> dict[str, float]:
-    """Inertia, silhouette (on the sample), Calinski-Harabasz and Davies-Bouldin."""
+    """Inertia, silhouette (on the sample), Calinski-Harabasz and Davies-Bouldin.
+
+    The last two as sklearn's ``calinski_harabasz_score`` and ``davies_bouldin_score`` define
+    them (equal to 1e-9, tested), from one pass over the rows: sklearn copies every cluster's
+    rows once per score, 1.2 s per partition at 2M customers, and selection scores 18.
+
+    Raises:
+        ClusteringError: fewer than 2 clusters, or as many as rows.
+
+    """
+    _, labels = np.unique(labels, return_inverse=True)
+    n, n_labels = len(matrix), int(labels.max()) + 1
+    if not 2 <= n_labels <= n - 1:
+        raise ClusteringError(f"{n_labels} cluster(s) of {n} rows: the scores need 2 to n - 1")
+    counts = np.bincount(labels)
+    centroids = cluster_means(matrix, labels, n_labels)
+    residuals = matrix - centroids[labels]
+    squared = np.einsum("ij,ij->i", residuals, residuals)
+    within = float(squared.sum())
+    between = float(counts @ ((centroids - matrix.mean(axis=0)) ** 2).sum(axis=1))
+    # Mean distance of each cluster's rows to its centre, against the distances between centres.
+    spread = np.bincount(labels, weights=np.sqrt(squared)) / counts
+    centre_distances = np.sqrt(((centroids[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2))
+    if np.allclose(spread, 0) or np.allclose(centre_distances, 0):
+        davies_bouldin = 0.0
+    else:
+        centre_distances[centre_distances == 0] = np.inf
+        davies_bouldin = float(
+            np.mean(np.max((spread[:, None] + spread) / centre_distances, axis=1))
+        )
     metrics = {
-        "inertia": within_cluster_sum_of_squares(matrix, labels),
-        "calinski_harabasz": float(calinski_harabasz_score(matrix, labels)),
-        "davies_bouldin": float(davies_bouldin_score(matrix, labels)),
+        "inertia": within,
+        "calinski_harabasz": 1.0
+        if within == 0
+        else between * (n - n_labels) / (within * (n_labels - 1)),
+        "davies_bouldin": davies_bouldin,
         "silhouette": float("nan"),
     }
     sampled = labels[sample]
