@@ -83,6 +83,26 @@ def test_every_line_is_classified_and_counted(tmp_path: Path, dbt_runner) -> Non
     assert "warn_short_history_for_segmentation" in run.output
 
 
+def test_a_repeated_line_id_fails_the_dense_key_test(tmp_path: Path, dbt_runner) -> None:
+    import duckdb
+
+    path = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
+    variables = {"raw_transactions_path": str(path)}
+    run = dbt_runner(["build", "--select", "+data_quality_audit"], variables)
+    assert run.returncode == 0, run.output[-5000:]
+    with duckdb.connect(str(run.database)) as con:
+        con.execute(
+            "insert into int_transaction_lines_classified "
+            "select * from int_transaction_lines_classified where transaction_line_id = 1"
+        )
+    checked = dbt_runner(["test", "--select", "int_transaction_lines_classified"], variables)
+    assert checked.returncode != 0
+    assert "FAIL 1 unique_dense_key_int_transaction_lines_classified_transaction_line_id" in (
+        checked.output
+    )
+    assert "PASS not_null_int_transaction_lines_classified_transaction_line_id" in checked.output
+
+
 def test_online_retail_ii_spelling_in_latin1_csv(tmp_path: Path, dbt_runner) -> None:
     columns = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
     columns += ["Customer ID", "Country"]
