@@ -3,7 +3,9 @@
 Configured in profiles.yml (``plugins: [{module: customer_segmentation.dbt_plugin, alias:
 transactions}]``) and used by a source whose meta says ``plugin: transactions`` and
 ``external_location: <path>``. dbt-duckdb writes what `load` returns into a table named after
-the source, so the raw lines are a real, queryable table in the database.
+the source, so the raw lines are a real, queryable table in the database: for Parquet a
+relation on dbt's own connection (DuckDB copies the file directly), for CSV and xlsx Arrow
+batches.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Plugin(BasePlugin):
     """Loads a Parquet, CSV or xlsx file of transaction lines with canonical column names."""
 
     _connection: duckdb.DuckDBPyConnection | None = None
+    _cursor: duckdb.DuckDBPyConnection | None = None
 
     def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Keep dbt's connection: a Parquet file is then read by it, not through Arrow."""
