@@ -1,15 +1,25 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.cluster.hierarchy import linkage
+from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from customer_segmentation.clustering import (
     ClusteringError,
+    available_cores,
+    bootstrap_samples,
     cluster_order,
     fit_kmeans,
+    fit_kmeans_sweep,
     fit_ward,
+    kmeans_stability,
+    map_single_threaded,
     nearest_centroid,
     weighted_ward_linkage,
 )
@@ -20,6 +30,56 @@ def test_kmeans_recovers_planted_blobs() -> None:
     points, truth = blobs()
     fit = fit_kmeans(points, 4, random_state=0, n_init=10)
     assert adjusted_rand_score(truth, fit.labels) >= 0.9
+
+
+def test_sweep_fits_each_k_as_a_single_threaded_sklearn_fit() -> None:
+    points, _ = blobs(n_per_cluster=300)
+    points = points + np.random.default_rng(9).normal(scale=0.5, size=points.shape)
+    ks = [2, 3, 4, 5, 6]
+    fits = fit_kmeans_sweep(points, ks, random_state=4, n_init=3)
+    assert list(fits) == ks
+    for k in ks:
+        with threadpool_limits(limits=1):
+            reference = KMeans(n_clusters=k, n_init=3, random_state=4).fit(points)
+        assert np.array_equal(fits[k].labels, reference.labels_)
+        assert np.allclose(fits[k].centers, reference.cluster_centers_, rtol=0, atol=1e-12)
+        assert fits[k].inertia == pytest.approx(reference.inertia_, rel=1e-12)
+
+
+def test_map_single_threaded_keeps_order_limits_each_worker_and_restores() -> None:
+    before = [(pool["user_api"], pool["num_threads"]) for pool in threadpool_info()]
+    seen = map_single_threaded(lambda item: (item, _openmp_effective_n_threads()), list(range(6)))
+    assert [item for item, _ in seen] == list(range(6))
+    # OpenMP's limit is per thread: each worker must have set its own.
+    assert {threads for _, threads in seen} == {1}
+    assert [(pool["user_api"], pool["num_threads"]) for pool in threadpool_info()] == before
+
+
+def test_map_single_threaded_passes_errors_on() -> None:
+    def fail_on_three(item: int) -> int:
+        if item == 3:
+            raise ClusteringError("three")
+        return item
+
+    with pytest.raises(ClusteringError, match="three"):
+        map_single_threaded(fail_on_three, [1, 2, 3, 4])
+
+
+def test_kmeans_stability_is_high_at_the_planted_k_and_leaves_warning_filters_alone() -> None:
+    points, _ = blobs()
+    bootstraps = bootstrap_samples(len(points), 200, 4, random_state=0)
+    filters = list(warnings.filters)
+    stability = kmeans_stability(
+        points, [2, 4, 9], bootstraps, np.arange(len(points)), random_state=0, n_init=3
+    )
+    assert list(stability) == [2, 4, 9]
+    assert stability[4] >= 0.95
+    assert stability[9] < stability[4]
+    assert warnings.filters == filters
+
+
+def test_available_cores_is_at_least_one() -> None:
+    assert available_cores() >= 1
 
 
 def test_ward_recovers_planted_blobs_exactly_and_on_micro_clusters() -> None:

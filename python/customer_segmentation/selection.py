@@ -26,7 +26,7 @@ from scipy.stats import rankdata
 from customer_segmentation.clustering import (
     ClusteringError,
     bootstrap_samples,
-    fit_kmeans,
+    fit_kmeans_sweep,
     fit_ward,
     kmeans_stability,
     partition_metrics,
@@ -137,7 +137,7 @@ def model_selection(
     )
     metrics: dict[tuple[str, int], dict[str, float]] = {}
     with stage(model_name, f"k-means for k={ks[0]}..{ks[-1]}"):
-        fits = {k: fit_kmeans(matrix, k, config.random_state, config.kmeans_n_init) for k in ks}
+        fits = fit_kmeans_sweep(matrix, ks, config.random_state, config.kmeans_n_init)
         # All silhouettes at once, sharing the pairwise distances; partition_metrics then
         # finds them in the memo.
         silhouettes(matrix[evaluation], [fit.labels[evaluation] for fit in fits.values()])
@@ -145,10 +145,11 @@ def model_selection(
             metrics["kmeans", k] = partition_metrics(matrix, fit.labels, evaluation)
             metrics["kmeans", k]["inertia"] = fit.inertia
     with stage(model_name, f"k-means stability ({config.stability_runs} bootstrap refits per k)"):
+        stabilities = kmeans_stability(
+            matrix, ks, bootstraps, evaluation, config.random_state, config.kmeans_n_init
+        )
         for k in ks:
-            metrics["kmeans", k]["stability"] = kmeans_stability(
-                matrix, k, bootstraps, evaluation, config.random_state, config.kmeans_n_init
-            )
+            metrics["kmeans", k]["stability"] = stabilities[k]
     with stage(model_name, "Ward tree and cuts"):
         tree = fit_ward(
             matrix,
