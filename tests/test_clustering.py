@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy.cluster.hierarchy import linkage
+from scipy.cluster.hierarchy import cut_tree, linkage
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
@@ -15,6 +15,7 @@ from customer_segmentation.clustering import (
     available_cores,
     bootstrap_samples,
     cluster_order,
+    cut_linkage,
     fit_kmeans,
     fit_kmeans_sweep,
     fit_ward,
@@ -80,6 +81,19 @@ def test_kmeans_stability_is_high_at_the_planted_k_and_leaves_warning_filters_al
 
 def test_available_cores_is_at_least_one() -> None:
     assert available_cores() >= 1
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cut_linkage_equals_scipy_cut_tree(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    points = rng.normal(size=(n, 3))
+    if seed % 3 == 0:
+        # Repeated rows (as in bootstrap samples): merges at height 0, ties in the order.
+        points = np.repeat(points[: max(1, n // 3)], 3, axis=0)[:n]
+    tree = linkage(points, method="ward")
+    ks = list(range(1, min(n, 12) + 1))
+    assert np.array_equal(cut_linkage(tree, ks), cut_tree(tree, n_clusters=ks))
 
 
 def test_ward_recovers_planted_blobs_exactly_and_on_micro_clusters() -> None:

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.cluster.hierarchy import cut_tree
 
 from customer_segmentation.clustering import (
     WardTree,
     check_can_cluster,
     cluster_order,
+    cut_linkage,
     fit_ward,
     silhouette_values,
     weighted_ward_linkage,
@@ -280,7 +280,7 @@ class SparkWardTree:
         from pyspark.sql import functions as sf
 
         check_can_cluster(len(self.tree.leaf_sizes), k)
-        leaf_labels = cut_tree(self.tree.linkage, n_clusters=[k])[:, 0]
+        leaf_labels = cut_linkage(self.tree.linkage, [k])[:, 0]
         session = frame.sparkSession
         if self.micro_model is None:
             # Exact: the leaves are the customers, in customer id order.
