@@ -136,6 +136,20 @@ def model_selection(
         len(matrix), config.stability_sample_size, config.stability_runs, config.random_state
     )
     metrics: dict[tuple[str, int], dict[str, float]] = {}
+    # The Ward tree first: hierarchy_linkage, which dbt runs beside this model, fits the same
+    # tree (memoised), so one of the two fits it while the other waits, instead of the fit
+    # competing with the k-means sweep for the cores.
+    with stage(model_name, "Ward tree and cuts"):
+        tree = fit_ward(
+            matrix,
+            config.exact_ward_max_customers,
+            config.ward_micro_clusters,
+            config.random_state,
+        )
+        cuts = tree.labels_for(ks)
+        silhouettes(matrix[evaluation], [labels[evaluation] for labels in cuts.values()])
+        for k, labels in cuts.items():
+            metrics["hierarchical", k] = partition_metrics(matrix, labels, evaluation)
     with stage(model_name, f"k-means for k={ks[0]}..{ks[-1]}"):
         fits = fit_kmeans_sweep(matrix, ks, config.random_state, config.kmeans_n_init)
         # All silhouettes at once, sharing the pairwise distances; partition_metrics then
@@ -150,17 +164,6 @@ def model_selection(
         )
         for k in ks:
             metrics["kmeans", k]["stability"] = stabilities[k]
-    with stage(model_name, "Ward tree and cuts"):
-        tree = fit_ward(
-            matrix,
-            config.exact_ward_max_customers,
-            config.ward_micro_clusters,
-            config.random_state,
-        )
-        cuts = tree.labels_for(ks)
-        silhouettes(matrix[evaluation], [labels[evaluation] for labels in cuts.values()])
-        for k, labels in cuts.items():
-            metrics["hierarchical", k] = partition_metrics(matrix, labels, evaluation)
     with stage(model_name, f"Ward stability ({config.stability_runs} bootstrap refits)"):
         stabilities = ward_stability(
             matrix,
