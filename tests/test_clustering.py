@@ -12,7 +12,6 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from customer_segmentation.clustering import (
     ClusteringError,
-    available_cores,
     bootstrap_samples,
     cluster_order,
     cut_linkage,
@@ -77,10 +76,6 @@ def test_kmeans_stability_is_high_at_the_planted_k_and_leaves_warning_filters_al
     assert stability[4] >= 0.95
     assert stability[9] < stability[4]
     assert warnings.filters == filters
-
-
-def test_available_cores_is_at_least_one() -> None:
-    assert available_cores() >= 1
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -272,7 +272,7 @@ class WardTree:
         return self.labels_for([k])[k]
 
     def labels_for(self, ks: Sequence[int]) -> dict[int, np.ndarray]:
-        """Cuts at several k in one pass over the tree (cut_tree is costly per call)."""
+        """0-based cluster of every customer for each k (see ``cut_linkage``)."""
         for k in ks:
             check_can_cluster(len(self.leaf_sizes), k)
         leaf_labels = cut_linkage(self.linkage, ks)
@@ -494,6 +494,7 @@ def _kmeans_stability(
     random_state: int,
     n_init: int,
 ) -> float:
+    """Mean pairwise ARI at one k; the caller silences ConvergenceWarning."""
     labelings = []
     for run, rows in enumerate(bootstraps):
         model = KMeans(n_clusters=k, n_init=n_init, random_state=random_state + run + 1)
