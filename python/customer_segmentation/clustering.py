@@ -303,8 +303,7 @@ def cut_linkage(tree: np.ndarray, ks: Sequence[int]) -> np.ndarray:
         up = np.where(parent - n < n - k, parent, nodes)
         while not np.array_equal(jumped := up[up], up):
             up = jumped
-        _, first, inverse = np.unique(up[:n], return_index=True, return_inverse=True)
-        labels[:, column] = np.argsort(np.argsort(first))[inverse]
+        labels[:, column] = _canonical_labels(up[:n])
     return labels
 
 
