@@ -15,6 +15,22 @@
             {%- endif -%}
         {%- endif -%}
 
+        {%- for name in ['earliest_plausible_date', 'latest_plausible_date'] -%}
+            {%- set value = var(name) -%}
+            {%- if value is not none -%}
+                {%- set parsed = run_query("select try_cast(" ~ sql_string(value) ~ " as date)") -%}
+                {%- if parsed.columns[0].values()[0] is none -%}
+                    {%- do problems.append(name ~ ": " ~ value ~ " is not a date (use YYYY-MM-DD)") -%}
+                {%- endif -%}
+            {%- elif name == 'earliest_plausible_date' -%}
+                {%- do problems.append(name ~ ": expected a date (YYYY-MM-DD), got null") -%}
+            {%- endif -%}
+        {%- endfor -%}
+
+        {%- if var('customer_id_type') not in ['bigint', 'string'] -%}
+            {%- do problems.append("customer_id_type: expected bigint or string, got " ~ var('customer_id_type')) -%}
+        {%- endif -%}
+
         {%- for name in ['migration_months', 'lapsed_after_days'] -%}
             {%- set value = var(name) -%}
             {%- if value is not number or value != value | int or value < 1 -%}
@@ -28,6 +44,9 @@
         {%- endif -%}
 
         {#- Files are read by DuckDB only; on Spark the source is a table. -#}
+        {%- if var('raw_transactions_path') is none and target.type == 'duckdb' -%}
+            {%- do problems.append("raw_transactions_path: not set (null); give the Parquet, CSV or .xlsx file to read") -%}
+        {%- endif -%}
         {%- for name in ['raw_transactions_path', 'customer_attributes_path'] -%}
             {%- set path = var(name) -%}
             {%- if path is not none and target.type == 'duckdb' -%}

@@ -28,12 +28,14 @@ FIXTURE_LINES = [
     ("536371", "22139", "DAMAGED", -12, "2010-12-03 09:00", 1.25, 12583, "France"),  # non_pos qty
     ("536372", "22140", "FREE", 2, "2010-12-04 09:00", 0.0, 12583, "France"),  # non_pos price
     ("536373", "21730", "LANTERN", 6, "2011-01-04 09:09", 4.25, 12583, "France"),  # kept
+    ("536374", "21730", "LANTERN", 6, "2099-01-04 09:09", 4.25, 12583, "France"),  # stray date
 ]
 # Three customers cannot be clustered (that is tested on its own); these builds stop before ml.
 WITHOUT_CLUSTERING = ["build", "--exclude", "models/ml+"]
 
 EXPECTED_CLASSES = {
     "missing_customer": 2,
+    "implausible_date": 1,
     "adjustment": 1,
     "cancellation": 1,
     "non_product": 1,
@@ -174,6 +176,7 @@ def test_bundled_data_audit_classes(bundled_build: DbtRun) -> None:
     counts = audit(bundled_build)
     assert counts["missing_customer"] == 135_080
     assert counts["kept"] > 380_000
+    assert counts["implausible_date"] == 0  # every line of the bundled data is dated 2010-2011
     assert set(counts) == set(EXPECTED_CLASSES)
 
 

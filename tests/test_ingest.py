@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +14,8 @@ from customer_segmentation.ingest import (
     CANONICAL_COLUMNS,
     ROW_NUMBER_COLUMN,
     RawFileError,
+    RawFileWarning,
+    ReadOptions,
     detect_format,
     map_columns,
     read_csv,
@@ -176,4 +179,213 @@ def test_typed_integer_columns_are_not_rescanned(tmp_path: Path, monkeypatch) ->
     )
     pq.write_table(table, tmp_path / "typed.parquet")
     read_transactions(tmp_path / "typed.parquet").read_all()
-    assert checked == []  # INTEGER quantity, BIGINT customer id, DOUBLE price, TIMESTAMP date
+    # INTEGER quantity, BIGINT customer id, TIMESTAMP date: no check; the DOUBLE price is
+    # profiled in one scan of its own (NaN, largest value, decimal places), not here.
+    assert checked == []
+
+
+# Hostile values: typed exactly, or refused naming file, column and an example -------------
+
+ID_2_53_PLUS_1 = 2**53 + 1
+ID_2_63_MINUS_1 = 2**63 - 1
+HEADER = ",".join(ONLINE_RETAIL_COLUMNS)
+
+
+def csv_file(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:
+    path.write_bytes(("\n".join([HEADER, *lines]) + "\n").encode(encoding))
+    return path
+
+
+def line(customer: str = "17850", price: str = "2.55", quantity: str = "6",
+         date: str = "2010-12-01 08:26:00") -> str:  # fmt: skip
+    return f"536365,85123A,HEART,{quantity},{date},{price},{customer},United Kingdom"
+
+
+def read_all(path: Path, **options: str) -> pa.Table:
+    return read_transactions(path, options=ReadOptions(**options)).read_all()
+
+
+def test_64_bit_ids_are_kept_exactly_from_parquet_and_csv(tmp_path: Path) -> None:
+    ids = [ID_2_53_PLUS_1, ID_2_53_PLUS_1 + 1, ID_2_63_MINUS_1, 12346]
+    table = pa.table({c: [row[i] for row in ROWS[:1]] * len(ids)
+                      for i, c in enumerate(ONLINE_RETAIL_COLUMNS)})  # fmt: skip
+    table = table.set_column(6, "CustomerID", pa.array(ids, pa.int64()))
+    pq.write_table(table, tmp_path / "ids.parquet")
+    assert read_all(tmp_path / "ids.parquet")["CustomerID"].to_pylist() == ids
+    # As text, also written with a trailing .0 by a spreadsheet, and with blanks around.
+    texts = [str(ids[0]), f" {ids[1]} ", str(ids[2]), "12346.0"]
+    path = csv_file(tmp_path / "ids.csv", [line(customer=t) for t in texts])
+    result = read_all(path)
+    assert result["CustomerID"].type == pa.int64()
+    assert result["CustomerID"].to_pylist() == ids
+
+
+def test_ids_in_a_floating_point_column_above_2_53_are_refused(tmp_path: Path) -> None:
+    table = pa.table({c: [row[i] for row in ROWS[:2]] for i, c in enumerate(ONLINE_RETAIL_COLUMNS)})
+    table = table.set_column(6, "CustomerID", pa.array([17850.0, 1e16], pa.float64()))
+    pq.write_table(table, tmp_path / "float_ids.parquet")
+    with pytest.raises(
+        RawFileError,
+        match=r"float_ids\.parquet: column CustomerID: 1 value\(s\) "
+        r"are above 2\^53 = 9,007,199,254,740,992 in a floating-point column",
+    ):
+        read_all(tmp_path / "float_ids.parquet")
+
+
+def test_text_ids_need_customer_id_type_string_and_are_then_kept(tmp_path: Path) -> None:
+    path = csv_file(tmp_path / "text_ids.csv", [line(customer="C-1042"), line(customer="17850")])
+    with pytest.raises(
+        RawFileError,
+        match=r"column CustomerID: 1 value\(s\) are not whole "
+        r"numbers, e.g. 'C-1042'; set the dbt var customer_id_type: string",
+    ):
+        read_all(path)
+    result = read_all(path, customer_id_type="string")
+    assert result["CustomerID"].to_pylist() == ["C-1042", "17850"]
+
+
+def test_blank_ids_are_guests_and_nan_ids_are_refused(tmp_path: Path) -> None:
+    path = csv_file(tmp_path / "blank.csv", [line(customer=" "), line(customer=""), line()])
+    assert read_all(path)["CustomerID"].to_pylist() == [None, None, 17850]
+    path = csv_file(tmp_path / "nan.csv", [line(customer="nan"), line()])
+    with pytest.raises(
+        RawFileError,
+        match=r"nan\.csv: column CustomerID: 1 value\(s\) are a "
+        r"missing value written as text, e.g. 'nan'",
+    ):
+        read_all(path)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("price", "nan", "column UnitPrice: 1 value(s) are not finite, e.g. 'nan'"),
+        ("price", "inf", "column UnitPrice: 1 value(s) are not finite, e.g. 'inf'"),
+        ("price", "1e40", "column UnitPrice: 1 value(s) are beyond a 34-digit price"),
+        ("price", "0.00000000000001", "round to zero at 12 decimal places"),
+        ("quantity", "nan", "column Quantity: 1 value(s) are not finite, e.g. 'nan'"),
+        ("quantity", "3000000000", "column Quantity: 1 value(s) are beyond the 32-bit integer"),
+    ],
+    ids=["nan_price", "infinite_price", "huge_price", "tiny_price", "nan_quantity", "big_quantity"],
+)
+def test_unrepresentable_numbers_are_refused(
+    tmp_path: Path, column: str, value: str, expected: str
+) -> None:
+    path = csv_file(tmp_path / "bad.csv", [line(), line(**{column: value})])
+    with pytest.raises(RawFileError) as error:
+        read_all(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert expected in str(error.value)
+
+
+def test_tiny_prices_keep_their_precision(tmp_path: Path) -> None:
+    path = csv_file(tmp_path / "tiny.csv", [line(price="0.00004"), line(price="2.55")])
+    prices = read_all(path)["UnitPrice"]
+    assert prices.type == pa.decimal128(18, 5)
+    assert [str(p) for p in prices.to_pylist()] == ["0.00004", "2.55000"]
+    # Typed doubles too; and the bundled data's prices stay at 4 places.
+    table = pa.table({c: [row[i] for row in ROWS] for i, c in enumerate(ONLINE_RETAIL_COLUMNS)})
+    table = table.set_column(5, "UnitPrice", pa.array([0.00004, 2.55, 1.85]))
+    pq.write_table(table, tmp_path / "tiny.parquet")
+    assert read_all(tmp_path / "tiny.parquet")["UnitPrice"].to_pylist()[0] == Decimal("0.00004")
+
+
+def test_time_zone_offsets_keep_the_written_wall_clock_time(tmp_path: Path) -> None:
+    path = csv_file(tmp_path / "tz.csv", [line(date="2011-12-01 08:26:00+01:00"),
+                                          line(date="2011-12-01T23:30:00Z")])  # fmt: skip
+    assert read_all(path)["InvoiceDate"].to_pylist() == [
+        dt.datetime(2011, 12, 1, 8, 26),
+        dt.datetime(2011, 12, 1, 23, 30),
+    ]
+
+
+def test_instants_are_shown_in_the_time_zone_var_whatever_the_session(tmp_path: Path) -> None:
+    table = pa.table({c: [row[i] for row in ROWS[:1]] for i, c in enumerate(ONLINE_RETAIL_COLUMNS)})
+    instant = pa.array([dt.datetime(2011, 7, 1, 7, 26, tzinfo=dt.UTC)], pa.timestamp("us", "UTC"))
+    pq.write_table(table.set_column(4, "InvoiceDate", instant), tmp_path / "instants.parquet")
+    utc = read_all(tmp_path / "instants.parquet")["InvoiceDate"].to_pylist()
+    london = read_all(tmp_path / "instants.parquet", time_zone="Europe/London")
+    assert utc == [dt.datetime(2011, 7, 1, 7, 26)]
+    assert london["InvoiceDate"].to_pylist() == [dt.datetime(2011, 7, 1, 8, 26)]
+    with pytest.raises(RawFileError, match="var time_zone: 'Mars/Olympus' is not a time zone"):
+        read_all(tmp_path / "instants.parquet", time_zone="Mars/Olympus")
+
+
+def test_two_digit_years_are_20xx_never_year_10(tmp_path: Path) -> None:
+    path = csv_file(tmp_path / "yy.csv", [line(date="12/1/10 8:26"), line(date="1/13/11 9:00")])
+    assert read_all(path)["InvoiceDate"].to_pylist() == [
+        dt.datetime(2010, 12, 1, 8, 26),
+        dt.datetime(2011, 1, 13, 9, 0),
+    ]
+
+
+def test_epoch_numbers_are_not_dates(tmp_path: Path) -> None:
+    path = csv_file(tmp_path / "epoch.csv", [line(date="1291191960")])
+    with pytest.raises(
+        RawFileError,
+        match=r"column InvoiceDate: 1 value\(s\) are not dates, e\.g"
+        r"\. '1291191960' \(it looks like an epoch number\)",
+    ):
+        read_all(path)
+    table = pa.table({c: [row[i] for row in ROWS[:1]] for i, c in enumerate(ONLINE_RETAIL_COLUMNS)})
+    pq.write_table(table.set_column(4, "InvoiceDate", pa.array([1291191960])),
+                   tmp_path / "epoch.parquet")  # fmt: skip
+    with pytest.raises(
+        RawFileError,
+        match=r"epoch\.parquet: column InvoiceDate: holds BIGINT "
+        r"values, not dates, e\.g\. 1291191960",
+    ):
+        read_all(tmp_path / "epoch.parquet")
+
+
+def test_dates_ambiguous_in_every_line_are_read_month_first_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    path = csv_file(tmp_path / "ambiguous.csv", [line(date="12/1/2010 8:26"),
+                                                 line(date="3/4/2011 9:00")])  # fmt: skip
+    with pytest.warns(RawFileWarning, match="every date reads both month-first and day-first"):
+        dates = read_all(path)["InvoiceDate"].to_pylist()
+    assert dates == [dt.datetime(2010, 12, 1, 8, 26), dt.datetime(2011, 3, 4, 9, 0)]
+
+
+def test_a_bad_value_deep_in_a_csv_is_found_with_our_message(tmp_path: Path) -> None:
+    lines = [line() for _ in range(30_000)] + [line(quantity="six")]
+    path = csv_file(tmp_path / "deep.csv", lines)
+    with pytest.raises(
+        RawFileError,
+        match=r"deep\.csv: column Quantity: 1 value\(s\) are not "
+        r"numbers, e\.g\. 'six'",
+    ):
+        read_all(path)
+
+
+def test_latin1_deep_in_the_file_and_utf16_are_read(tmp_path: Path) -> None:
+    lines = [line() for _ in range(40_000)]
+    lines.append("536366,22633,CAFÉ MUG £,6,2010-12-01 08:28:00,1.85,17850,France")
+    path = csv_file(tmp_path / "latin1_deep.csv", lines, "latin-1")
+    table, encoding = read_csv(path)
+    assert (encoding, table.num_rows) == ("latin-1", 40_001)
+    assert table["Description"].to_pylist()[-1] == "CAFÉ MUG £"
+    utf16 = csv_file(tmp_path / "utf16.csv", lines[-2:], "utf-16")
+    table, encoding = read_csv(utf16)
+    assert encoding == "utf-16"
+    assert table["Description"].to_pylist() == ["HEART", "CAFÉ MUG £"]
+    # The var names the encoding; a wrong one is a clear error naming the file.
+    with pytest.raises(RawFileError, match=r"latin1_deep\.csv: cannot be read as CSV \(utf-8\)"):
+        read_csv(path, ReadOptions(encoding="utf-8"))
+    with pytest.raises(RawFileError, match="var raw_transactions_encoding: expected auto or"):
+        ReadOptions(encoding="ebcdic")
+
+
+def test_a_parquet_column_named_file_row_number_is_ignored(tmp_path: Path) -> None:
+    table = pa.table({c: [row[i] for row in ROWS] for i, c in enumerate(ONLINE_RETAIL_COLUMNS)})
+    table = table.append_column("file_row_number", pa.array([9, 8, 7]))
+    pq.write_table(table, tmp_path / "extra.parquet")
+    result = read_all(tmp_path / "extra.parquet")
+    assert result.column_names == [*CANONICAL_COLUMNS, ROW_NUMBER_COLUMN]
+    assert result[ROW_NUMBER_COLUMN].to_pylist() == [1, 2, 3]
+
+
+def test_no_path_is_a_clear_error() -> None:
+    with pytest.raises(RawFileError, match="var raw_transactions_path is not set"):
+        read_transactions(None)

@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, run_dbt
+from customer_segmentation import report
 
 pytestmark = pytest.mark.dbt
 
@@ -72,7 +73,7 @@ def table_hash(run: DbtRun, table: str, key: str) -> str:
     [
         (
             [("536365", "85123A", "HEART", "six", "2010-12-01 08:26", 2.55, 17850, "UK")],
-            "column Quantity: 1 value(s) are not whole numbers, e.g. 'six'",
+            "column Quantity: 1 value(s) are not numbers, e.g. 'six'",
         ),
         (
             [
@@ -199,7 +200,10 @@ def test_identical_customers_fail_naming_the_feature(
     path = csv_lines(tmp_path / "same.csv", rows)
     run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
     assert run.returncode != 0
-    assert "[scaler_parameters] ERROR: feature recency_days: standard deviation is 0" in run.output
+    assert "[scaler_parameters] ERROR: 0 of 7 clustering features have any spread (none)" in (
+        run.output
+    )
+    assert "feature recency_days: standard deviation is 0 after winsorising" in run.output
     assert "every customer has log1p(recency_days) =" in run.output
 
 
@@ -310,6 +314,12 @@ def test_a_killed_build_is_completed_by_the_next_one(subset: Path, tmp_path: Pat
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert process.returncode != 0
+    # The build log says the build never finished, and the report refuses its tables.
+    with (
+        duckdb.connect(str(database), read_only=True) as con,
+        pytest.raises(report.ReportError, match=r"did not finish \(killed, or still running\)"),
+    ):
+        report.check_latest_build(con, database)
 
     again = run_dbt(["build"], tmp_path, {"raw_transactions_path": str(subset)}, database)
     assert again.returncode == 0, again.output[-5000:]

@@ -61,10 +61,26 @@ def test_parameters_round_trip_through_a_table() -> None:
     assert parameters_from_table(parameters_table(fitted)) == fitted
 
 
-def test_zero_variance_feature_is_a_clear_error() -> None:
+def test_a_feature_without_spread_is_left_out_and_says_why() -> None:
     matrix = sample_matrix()
     matrix[:, 2] = 0.0
-    with pytest.raises(ScalingError, match="feature return_rate: standard deviation is 0"):
+    fitted = fit_scaler(matrix, FEATURES, [], (0.0, 1.0), "standard")
+    assert [p.is_used for p in fitted] == [True, True, False]
+    assert fitted[2].unused_reason == (
+        "feature return_rate: standard deviation is 0 after winsorising "
+        "(every customer has return_rate = 0)"
+    )
+    scaled = apply_scaling(matrix, fitted)
+    assert np.all(scaled[:, 2] == 0.0)  # cannot move any customer
+    assert np.allclose(scaled[:, :2], apply_scaling(sample_matrix()[:, :2], fitted[:2]))
+
+
+def test_fewer_than_two_features_with_spread_is_a_clear_error() -> None:
+    matrix = sample_matrix()
+    matrix[:, 1:] = 5.0
+    with pytest.raises(ScalingError, match=r"1 of 3 clustering features have any spread "
+                       r"\(recency_days\), at least 2 are needed: feature monetary: standard "
+                       r"deviation is 0"):  # fmt: skip
         fit_scaler(matrix, FEATURES, [], (0.0, 1.0), "standard")
 
 

@@ -341,3 +341,20 @@
 
 {% macro spark__not_materialized() -%}
 {%- endmacro %}
+
+
+{#-
+    Distinct combinations of several columns (rows where every column is not null), e.g. the
+    orders (invoice_id, customer_id) among a product's lines.
+-#}
+{% macro count_distinct_tuple(columns) -%}
+    {{ return(adapter.dispatch('count_distinct_tuple')(columns)) }}
+{%- endmacro %}
+
+{% macro default__count_distinct_tuple(columns) -%}
+    count(distinct ({{ columns | join(', ') }}))
+{%- endmacro %}
+
+{% macro spark__count_distinct_tuple(columns) -%}
+    count(distinct {{ columns | join(', ') }})
+{%- endmacro %}

@@ -1,3 +1,7 @@
+-- An order is what one customer bought on one invoice: (invoice_id, customer_id). Invoice
+-- numbers are not always unique to a customer (two stores numbering from 1, a merged export),
+-- so an invoice with lines of several customers is several orders, never merged; such invoices
+-- are counted (n_customers_on_invoice, clustering_runs) and warned about.
 with
 
 kept_lines as (
@@ -11,9 +15,7 @@ orders as (
 
     select
         invoice_id,
-        -- An invoice belongs to one customer; min() keeps the model total if a file breaks that,
-        -- and the uniqueness test on invoice_id still holds.
-        min(customer_id) as customer_id,
+        customer_id,
         min(invoiced_at) as ordered_at,
         min(country) as country,
         -- No count(distinct stock_code): nothing downstream read it, and it was three quarters
@@ -23,7 +25,7 @@ orders as (
         sum(line_amount) as order_value
 
     from kept_lines
-    group by invoice_id
+    group by invoice_id, customer_id
 
 ),
 
@@ -37,7 +39,8 @@ final as (
         country,
         n_lines,
         n_items,
-        order_value
+        order_value,
+        count(*) over (partition by invoice_id) as n_customers_on_invoice
 
     from orders
 

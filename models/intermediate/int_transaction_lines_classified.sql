@@ -96,6 +96,11 @@ classified as (
         *,
         case
             when customer_id is null then 'missing_customer'
+            when
+                invoiced_at is null
+                or cast(invoiced_at as date) < {{ plausible_dates().earliest }}
+                or cast(invoiced_at as date) > {{ plausible_dates().latest }}
+                then 'implausible_date'
             when upper(invoice_id) like 'A%' then 'adjustment'
             when upper(invoice_id) like 'C%' then 'cancellation'
             when is_non_product then 'non_product'

@@ -2,24 +2,35 @@
 
 DuckDB lets one process at a time open a database file for writing, and while one does, no
 other process can open it, not even read-only. ``make build`` runs this first:
-``python -m customer_segmentation.lock [PATH]``.
+``python -m customer_segmentation.lock [PATH]``; a plain ``dbt build`` gets the same message
+from the project's dbt-duckdb plugin (`dbt_plugin.Plugin.initialize`), as a `DatabaseLockedError`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 
-def lock_problem(database: Path) -> str | None:
-    """A message naming the file and the holder if another process holds it, else None."""
+class DatabaseLockedError(RuntimeError):
+    """Another process holds the database file (a RuntimeError: dbt reports it as such)."""
+
+
+def lock_problem(database: Path, config: Mapping[str, Any] | None = None) -> str | None:
+    """A message naming the file and the holder if another process holds it, else None.
+
+    ``config`` is passed to ``duckdb.connect``: dbt's own settings (such as
+    ``storage_compatibility_version``), so that opening the file to find out changes nothing.
+    """
     if not database.exists():
         return None
     try:
-        duckdb.connect(str(database)).close()
+        duckdb.connect(str(database), config=dict(config or {})).close()
     except duckdb.IOException as error:
         if "lock" not in str(error).lower():
             raise

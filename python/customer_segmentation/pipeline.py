@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from customer_segmentation import spark_backend
 from customer_segmentation.clustering import (
+    ClusteringError,
     cluster_means,
     cluster_order,
     fit_kmeans,
@@ -27,8 +28,14 @@ from customer_segmentation.clustering import (
     sample_rows,
     silhouette_values,
 )
-from customer_segmentation.config import ClusteringConfig, check_feature_columns, parse_config
+from customer_segmentation.config import (
+    ClusteringConfig,
+    ConfigError,
+    check_feature_columns,
+    parse_config,
+)
 from customer_segmentation.scaling import (
+    ScalingError,
     fit_scaler,
     invert_scaling,
     parameters_from_table,
@@ -40,20 +47,39 @@ from customer_segmentation.tables import centroid_matrix, centroid_table, linkag
 from customer_segmentation.timing import stage
 
 F = TypeVar("F", bound=Callable[..., Any])
-# ConfigError, ScalingError and ClusteringError (the package's own) are all ValueErrors.
-EXPECTED_ERRORS = (ValueError,)
 
 
 class ModelError(ValueError):
-    """A dbt Python model stopped on bad data or settings; the message says which and why."""
+    """A dbt Python model stopped on bad data or settings; the message says which and why.
+
+    dbt-duckdb reports a Python model's exception as ``traceback.format_exception(error)``, in
+    the failing node's line and again in dbt's final summary. A ModelError's Python-level
+    ``__traceback__`` reads as None, so that report is the message alone, one line: for an
+    expected error the stack says nothing the message does not. (The interpreter still records
+    the traceback: ``sys.exc_info()``, pytest and ``raise`` see it.)
+    """
+
+    @property  # type: ignore[override]
+    def __traceback__(self) -> None:
+        return None
+
+    @__traceback__.setter
+    def __traceback__(self, value: object) -> None:
+        pass
+
+
+# What bad data or settings raise: the package's own errors. Anything else is a bug and keeps
+# its traceback. (ingest.RawFileError is raised while dbt loads the source, not in a model.)
+EXPECTED_ERRORS = (ModelError, ConfigError, ScalingError, ClusteringError)
 
 
 def clear_errors(function: F) -> F:
-    """Say what went wrong in one line before dbt prints the traceback.
+    """Make the cause of a failed Python model the first line and dbt's summary entry.
 
-    dbt-duckdb wraps a Python model's exception with its full traceback; the message would
-    come last. So the error is printed first, as ``[model] ERROR: ...``, and re-raised with
-    the chain cut so the traceback stays short.
+    An expected error (`EXPECTED_ERRORS`) is printed as ``[model] ERROR: ...`` when it
+    happens and re-raised as a `ModelError` with that message and no traceback, so dbt's
+    summary shows the message alone. Any other exception is a bug: it is named in one line
+    and re-raised unchanged, so dbt shows its full traceback.
     """
 
     @functools.wraps(function)
@@ -61,9 +87,15 @@ def clear_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except EXPECTED_ERRORS as error:
-            message = f"{function.__name__}: {error}"
             print(f"[{function.__name__}] ERROR: {error}", flush=True)
-            raise ModelError(message) from None
+            raise ModelError(f"{function.__name__}: {error}") from None
+        except Exception as error:
+            print(
+                f"[{function.__name__}] ERROR: unexpected {type(error).__name__}: {error} "
+                "(a bug: the traceback follows in dbt's summary)",
+                flush=True,
+            )
+            raise
 
     return wrapper  # type: ignore[return-value]
 
@@ -78,15 +110,37 @@ class Relation(Protocol):
     def to_arrow_table(self) -> pa.Table: ...  # noqa: D102
 
 
+def _is_numeric(data_type: pa.DataType) -> bool:
+    """Whether a column of this type casts to float64 without parsing text."""
+    return (
+        pa.types.is_integer(data_type)
+        or pa.types.is_floating(data_type)
+        or pa.types.is_decimal(data_type)
+        or pa.types.is_boolean(data_type)
+        or pa.types.is_null(data_type)
+    )
+
+
 def read_matrix(relation: Relation, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Customer ids and the feature matrix, ordered by customer id.
 
     Raises:
-        ValueError: a clustering feature is not a column of the relation.
+        ConfigError: a clustering feature is not a column of the relation, or not numeric.
 
     """
     table = relation.order("customer_id").to_arrow_table()
     check_feature_columns(features, table.column_names)
+    not_numeric = [
+        f"{f} ({table.schema.field(f).type})"
+        for f in features
+        if not _is_numeric(table.schema.field(f).type)
+    ]
+    if not_numeric:
+        verb = "is" if len(not_numeric) == 1 else "are"
+        raise ConfigError(
+            f"var clustering_features: {', '.join(not_numeric)} {verb} not numeric; "
+            "clustering needs numbers"
+        )
     ids = table["customer_id"].to_numpy()
     columns = [table[f].cast(pa.float64()).to_numpy(zero_copy_only=False) for f in features]
     matrix = np.column_stack(columns) if columns else np.empty((len(ids), 0))
@@ -97,7 +151,7 @@ def selected_k(selection: Relation) -> int:
     """The k marked is_selected in cluster_model_selection."""
     rows = selection.filter("is_selected and algorithm = 'kmeans'").to_arrow_table()
     if rows.num_rows != 1:
-        raise ValueError(f"cluster_model_selection has {rows.num_rows} selected k-means rows")
+        raise ModelError(f"cluster_model_selection has {rows.num_rows} selected k-means rows")
     return int(rows["k"][0].as_py())
 
 
@@ -117,6 +171,9 @@ def scaler_parameters(features: Relation, settings: Mapping[str, Any]) -> pa.Tab
             config.winsorize_quantiles,
             config.scaler,
         )
+    for unused in (p for p in fitted if not p.is_used):
+        print(f"[scaler_parameters] WARNING: {unused.unused_reason}: left out of the clustering",
+              flush=True)  # fmt: skip
     return parameters_table(fitted)
 
 
@@ -215,7 +272,7 @@ def customer_silhouettes(
     ids, matrix = read_matrix(scaled, config.clustering_features)
     labelled = clusters.order("customer_id").to_arrow_table()
     if not np.array_equal(labelled["customer_id"].to_numpy(), ids):
-        raise ValueError("customer_clusters and customer_features_scaled hold different customers")
+        raise ModelError("customer_clusters and customer_features_scaled hold different customers")
     labels = labelled["cluster_id"].to_numpy()
     sample = sample_rows(len(ids), config.silhouette_sample_size, config.random_state)
     with stage("customer_silhouettes", f"silhouette of {len(sample)} customers"):

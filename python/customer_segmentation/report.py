@@ -115,9 +115,55 @@ def load_marts(database: Path) -> dict[str, pd.DataFrame]:
                     f"{database}: a table the report reads is missing ({error}); "
                     "run `make build` to create every mart"
                 ) from error
+        check_latest_build(con, database)
         return data
     finally:
         con.close()
+
+
+LATEST_BUILD_QUERY = """
+    with latest as (
+        select invocation_id, logged_at as started_at from build_log
+        where event = 'started' order by logged_at desc limit 1
+    )
+    select latest.invocation_id, latest.started_at, finished.status, finished.failed_nodes
+    from latest
+    left join build_log as finished
+        on finished.invocation_id = latest.invocation_id and finished.event = 'finished'
+"""
+
+
+def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
+    """Refuse the tables unless the latest build that wrote them finished without errors.
+
+    A build that failed or was killed half way leaves tables of two builds side by side (the
+    cleaned lines of a new file, the segments of the old one); build_log tells which.
+
+    Raises:
+        ReportError: naming the build (its start, UTC, and invocation id) and what failed.
+
+    """
+    try:
+        rows = con.sql(LATEST_BUILD_QUERY).fetchall()
+    except duckdb.CatalogException:
+        rows = []
+    if not rows:
+        raise ReportError(
+            f"{database}: has no build_log, so it cannot tell whether its tables come from one "
+            "complete build; run `make build`"
+        )
+    invocation_id, started_at, status, failed_nodes = rows[0]
+    build = f"the latest build (started {started_at:%Y-%m-%d %H:%M:%S} UTC, {invocation_id})"
+    if status is None:
+        raise ReportError(
+            f"{database}: {build} did not finish (killed, or still running), so the tables mix "
+            "it with an earlier build; run `make build` again"
+        )
+    if status != "success":
+        raise ReportError(
+            f"{database}: {build} failed ({failed_nodes}), so the tables mix it with an earlier "
+            "build; fix what dbt reported and run `make build` again"
+        )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,14 @@ class FeatureScaling:
     clip_upper: float
     center: float
     scale: float
+    # A feature with no spread carries no information: it is scaled to 0 for every customer
+    # (which leaves every distance, and so the clustering, as if it were not there) and says why.
+    is_used: bool = True
+    unused_reason: str | None = None
+
+
+# Fewer usable features than this cannot be clustered in any useful way.
+MIN_USABLE_FEATURES = 2
 
 
 def _transform(values: np.ndarray, transform: str) -> np.ndarray:
@@ -45,9 +53,12 @@ def fit_scaler(
 ) -> list[FeatureScaling]:
     """Fit per-feature scaling on the columns of ``matrix`` (one row per customer).
 
+    A feature with no spread left after winsorising is kept as an unused row (``is_used``
+    false, ``unused_reason`` saying why) and scaled to 0, so it cannot move any customer.
+
     Raises:
-        ScalingError: a feature has missing values, negative values <= -1 under log1p, or no
-            spread left after winsorising (the message names the feature and the value).
+        ScalingError: a feature has missing values or negative values <= -1 under log1p, or
+            fewer than two features have any spread (the message names them and the values).
 
     """
     if matrix.ndim != 2 or matrix.shape[1] != len(features):
@@ -71,6 +82,19 @@ def fit_scaler(
             center, scale = float(median), float(q75 - q25)
         fitted.append(
             checked_scaling(feature, index + 1, transform, (lower, upper), center, scale, scaler)
+        )
+    return check_enough_features(fitted)
+
+
+def check_enough_features(fitted: list[FeatureScaling]) -> list[FeatureScaling]:
+    """Refuse a clustering left with fewer than two features that have any spread."""
+    used = [p.feature for p in fitted if p.is_used]
+    if len(used) < min(MIN_USABLE_FEATURES, len(fitted)):
+        reasons = "; ".join(str(p.unused_reason) for p in fitted if not p.is_used)
+        raise ScalingError(
+            f"{len(used)} of {len(fitted)} clustering features have any spread "
+            f"({', '.join(used) or 'none'}), at least {MIN_USABLE_FEATURES} are needed: "
+            f"{reasons}"
         )
     return fitted
 
@@ -102,10 +126,15 @@ def checked_scaling(
     scale: float,
     scaler: Scaler,
 ) -> FeatureScaling:
-    """The fitted parameters of one feature, refused when nothing is left to scale.
+    """The fitted parameters of one feature; unused (scaled to 0) when nothing is left to scale.
+
+    A feature with one value left after clipping leaves the clustering: its centre becomes
+    that value and its scale 1, so every customer's scaled value is 0, and ``unused_reason``
+    says why.
 
     Raises:
-        ScalingError: the spread (standard deviation or interquartile range) is 0.
+        ScalingError: the interquartile range is 0 although the values differ (robust scaling
+            of a mostly constant feature: a choice of scaler, not a feature without spread).
 
     """
     if not scale > 1e-12:
@@ -113,10 +142,23 @@ def checked_scaling(
         shown = f"{feature} = {center:g}"
         if transform == "log1p":
             shown = f"log1p({feature}) = {center:g}"
-        raise ScalingError(
-            f"feature {feature}: {spread} is 0 after winsorising (every customer has "
-            f"{shown}); drop it from clustering_features"
-            + (" or use scaler: standard" if scaler == "robust" else "")
+        if clip[1] - clip[0] > 1e-12:
+            raise ScalingError(
+                f"feature {feature}: {spread} is 0 after winsorising although its values differ "
+                f"({shown} for most customers); drop it from clustering_features or use "
+                "scaler: standard"
+            )
+        reason = f"feature {feature}: {spread} is 0 after winsorising (every customer has {shown})"
+        return FeatureScaling(
+            feature=feature,
+            feature_order=feature_order,
+            transform=transform,
+            clip_lower=float(center),
+            clip_upper=float(center),
+            center=float(center),
+            scale=1.0,
+            is_used=False,
+            unused_reason=reason,
         )
     return FeatureScaling(
         feature=feature,

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from customer_segmentation.clustering import (
+    ClusteringError,
     WardTree,
     check_can_cluster,
     cluster_order,
@@ -43,6 +44,7 @@ from customer_segmentation.clustering import (
 from customer_segmentation.config import ClusteringConfig, check_feature_columns, parse_config
 from customer_segmentation.scaling import (
     FeatureScaling,
+    check_enough_features,
     check_log_domain,
     check_no_missing,
     checked_scaling,
@@ -155,7 +157,7 @@ def fit_scaler_spark(
                 feature, i + 1, transforms[feature], tuple(bounds[f"b_{i}"]), center, scale, scaler
             )
         )
-    return fitted
+    return check_enough_features(fitted)
 
 
 def feature_vectors(frame: DataFrame, features: Sequence[str]) -> DataFrame:
@@ -340,7 +342,7 @@ def fit_ward_spark(
 def _selected_k(selection: DataFrame) -> int:
     rows = selection.filter("is_selected and algorithm = 'kmeans'").collect()
     if len(rows) != 1:
-        raise ValueError(f"cluster_model_selection has {len(rows)} selected k-means rows")
+        raise ClusteringError(f"cluster_model_selection has {len(rows)} selected k-means rows")
     return int(rows[0]["k"])
 
 

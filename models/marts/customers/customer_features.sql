@@ -7,6 +7,29 @@
     'mean_order_hour', 'preferred_order_hour', 'main_country',
 ] -%}
 
+{#- A snapshot_date var before every kept order leaves no customer: say so, naming it; one far
+    after the data makes every recency long: warn. -#}
+{%- if execute and var('snapshot_date') and model.resource_type != 'unit_test' -%}
+    {%- set span = run_query(
+        "select cast(min(order_date) as varchar), cast(max(order_date) as varchar), "
+        ~ days_between('max(order_date)', "cast(" ~ sql_string(var('snapshot_date')) ~ " as date)")
+        ~ " from " ~ ref('int_orders_aggregated')
+    ) -%}
+    {%- set first_order, last_order, days_after = span.rows[0] -%}
+    {%- if first_order is none or var('snapshot_date') | string <= first_order -%}
+        {{ exceptions.raise_compiler_error(
+            "snapshot_date " ~ var('snapshot_date') ~ " is on or before the first kept order ("
+            ~ (first_order or 'no kept orders') ~ "): no customer has an order before it. Set "
+            ~ "it after " ~ first_order ~ ", or leave it unset (the day after the last order, "
+            ~ last_order ~ ")") }}
+    {%- elif days_after > var('snapshot_after_data_warn_days') -%}
+        {{ exceptions.warn(
+            "snapshot_date " ~ var('snapshot_date') ~ " is " ~ days_after ~ " days after the last "
+            ~ "kept order (" ~ last_order ~ "): every customer's recency includes those days "
+            ~ "without data. Leave snapshot_date unset to use the day after the last order") }}
+    {%- endif -%}
+{%- endif %}
+
 with
 
 orders as (
@@ -49,7 +72,8 @@ final as (
             attributes.* exclude (customer_id)
 
         from features
-        left join attributes on features.customer_id = attributes.customer_id
+        left join attributes
+            on features.customer_id = cast(attributes.customer_id as {{ customer_id_type() }})
     {%- else -%}
         select * from features
     {%- endif %}

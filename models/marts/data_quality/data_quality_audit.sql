@@ -12,13 +12,14 @@ row_classes as (
     select * from (
         values
         (1, 'missing_customer', 'no customer id (guest checkout); cannot be attributed'),
-        (2, 'adjustment', 'invoice starts with A: bad-debt or accounting adjustment'),
-        (3, 'cancellation', 'invoice starts with C: cancelled or returned; used for returns'),
-        (4, 'non_product', 'stock code in the non_product_stock_codes seed (postage, fees, ...)'),
-        (5, 'non_positive_quantity', 'quantity zero or negative outside a cancellation invoice'),
-        (6, 'non_positive_price', 'unit price zero or negative'),
-        (7, 'duplicate', 'exact copy of an earlier line of the file; the first copy is kept'),
-        (8, 'kept', 'a valid purchase line; the input to orders and customer features')
+        (2, 'implausible_date', 'no date, or dated before or after the plausible range'),
+        (3, 'adjustment', 'invoice starts with A: bad-debt or accounting adjustment'),
+        (4, 'cancellation', 'invoice starts with C: cancelled or returned; used for returns'),
+        (5, 'non_product', 'stock code in the non_product_stock_codes seed (postage, fees, ...)'),
+        (6, 'non_positive_quantity', 'quantity zero or negative outside a cancellation invoice'),
+        (7, 'non_positive_price', 'unit price zero or negative'),
+        (8, 'duplicate', 'exact copy of an earlier line of the file; the first copy is kept'),
+        (9, 'kept', 'a valid purchase line; the input to orders and customer features')
     ) as rules (rule_order, row_class, rule_description)  -- noqa: AL05
 
 ),

@@ -49,7 +49,8 @@ by_product as (
         stock_code,
         sum(line_amount) as revenue,
         sum(quantity) as units,
-        count(distinct invoice_id) as n_orders,
+        -- An order is (invoice, customer): invoice numbers may be reused by customers.
+        {{ count_distinct_tuple(['invoice_id', 'customer_id']) }} as n_orders,
         count(distinct customer_id) as n_customers
 
     from kept_lines

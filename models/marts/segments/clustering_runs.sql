@@ -74,12 +74,24 @@ later_orders as (
 
 ),
 
+shared_invoices as (
+
+    select count(distinct invoice_id) as n_shared_invoices
+    from orders
+    where n_customers_on_invoice > 1
+
+),
+
 feature_lists as (
 
     select
-        {{ ordered_string_agg('feature', "', '", 'feature_order') }} as clustering_features,
-        {{ ordered_string_agg('feature', "', '", 'feature_order', where="transform = 'log1p'") }}
-            as log_transformed_features
+        {{ ordered_string_agg('feature', "', '", 'feature_order', where='is_used') }}
+            as clustering_features,
+        {{ ordered_string_agg(
+            'feature', "', '", 'feature_order', where="is_used and transform = 'log1p'"
+        ) }} as log_transformed_features,
+        {{ ordered_string_agg('unused_reason', "'; '", 'feature_order', where='not is_used') }}
+            as unused_features
     from scaler_parameters
 
 ),
@@ -112,8 +124,10 @@ final as (
         customer_counts.n_customers,
         customer_counts.snapshot_date,
         later_orders.n_orders_after_snapshot,
+        shared_invoices.n_shared_invoices,
         feature_lists.clustering_features,
         feature_lists.log_transformed_features,
+        feature_lists.unused_features,
         '{{ var("scaler") }}' as scaler,
         '{{ var("winsorize_quantiles") | join(", ") }}' as winsorize_quantiles,
         selection.k,
@@ -135,6 +149,7 @@ final as (
     cross join line_counts
     cross join customer_counts
     cross join later_orders
+    cross join shared_invoices
     cross join feature_lists
     cross join evaluation_values
     cross join versions

@@ -1,6 +1,18 @@
+{# Prices keep the decimal type the loader chose for the file (wide enough for every price in
+    it, python/customer_segmentation/ingest.py); a source table loaded some other way is cast to
+    a decimal with 12 decimal places. -#}
+{%- set price_type = namespace(value='decimal(38, 12)') -%}
+{%- if execute -%}
+    {%- for column in adapter.get_columns_in_relation(source('online_retail', 'transactions')) -%}
+        {%- if column.name == 'UnitPrice' and column.data_type.lower().startswith('decimal') -%}
+            {%- set price_type.value = column.data_type -%}
+        {%- endif -%}
+    {%- endfor -%}
+{%- endif %}
 -- Raw columns keep the input file's spelling (quoted for the engine: "x" on DuckDB, `x` on
 -- Spark); everything after staging is snake_case.
 -- noqa: disable=RF06
+
 with
 
 source as (
@@ -22,8 +34,9 @@ renamed as (
         cast({{ adapter.quote('InvoiceDate') }} as timestamp) as invoiced_at,
         -- Exact decimal money: sums then do not depend on row order (doubles would, and a
         -- build on shuffled rows could round a cent differently).
-        cast({{ adapter.quote('UnitPrice') }} as decimal(18, 4)) as unit_price,
-        cast(cast({{ adapter.quote('CustomerID') }} as double) as bigint) as customer_id,
+        cast({{ adapter.quote('UnitPrice') }} as {{ price_type.value }}) as unit_price,
+        -- Exact ids: the loader typed them without a detour through floating point.
+        cast({{ adapter.quote('CustomerID') }} as {{ customer_id_type() }}) as customer_id,
         nullif(
             trim(cast({{ adapter.quote('Country') }} as {{ dbt.type_string() }})), ''
         ) as country

@@ -1,0 +1,200 @@
+"""What a user reads when a build fails: database file names, model errors, a held database."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from conftest import PROJECT_ROOT, run_dbt
+
+pytestmark = pytest.mark.dbt
+
+SMALL_FILTER = "CustomerID < 12420 or (CustomerID is null and InvoiceNo < '536400')"
+# Tests of models outside a --select would fail on tables not built here.
+CAUTIOUS = ["--indirect-selection", "cautious"]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 60 customers and 5,000 lines of the bundled data."""
+    path = tmp_path_factory.mktemp("small") / "small.parquet"
+    duckdb.sql(
+        f"copy (select * from '{PROJECT_ROOT / 'data' / 'online_retail.parquet'}' "
+        f"where {SMALL_FILTER}) to '{path}' (format parquet)"
+    )
+    return path
+
+
+def lines_between(output: str, start: str, end: str) -> list[str]:
+    """The lines after the first one containing `start`, up to the next one containing `end`."""
+    lines = output.splitlines()
+    first = next(i for i, line in enumerate(lines) if start in line)
+    last = next(i for i in range(first + 1, len(lines)) if end in lines[i])
+    return lines[first + 1 : last]
+
+
+# 1. Any legal database file name -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "file_name",
+    [
+        "my-db.duckdb",
+        "customer segmentation.v2.duckdb",
+        "kundenübersicht.duckdb",
+        "2024 select.duckdb",  # a leading digit and an SQL keyword
+    ],
+)
+def test_any_database_file_name_builds(small: Path, tmp_path: Path, file_name: str) -> None:
+    database = tmp_path / file_name
+    run = run_dbt(
+        ["build", "--select", "+customer_features", *CAUTIOUS],
+        tmp_path,
+        {"raw_transactions_path": str(small)},
+        database=database,
+    )
+    assert run.returncode == 0, run.output[-3000:]
+    n_lines = duckdb.sql(f"select count(*) from '{small}'").fetchall()[0][0]
+    assert run.scalar("select count(*) from raw.transactions") == n_lines
+    assert run.scalar("select count(*) from customer_features") > 0
+
+
+@pytest.mark.parametrize(
+    ("file_name", "reason"),
+    [
+        ("main.duckdb", "dbt-duckdb names the database 'main' but DuckDB names it 'main_db'"),
+        ("a;b.duckdb", "dbt-duckdb names the database 'a' but DuckDB names it 'a;b'"),
+        ("o'brien.duckdb", 'does not escape the quote in the database name "o\'brien"'),
+    ],
+)
+def test_a_file_name_dbt_duckdb_cannot_use_is_refused_clearly(
+    tmp_path: Path, file_name: str, reason: str
+) -> None:
+    database = tmp_path / file_name
+    run = run_dbt(
+        ["build", "--select", "stg_online_retail__transaction_lines"], tmp_path, None, database
+    )
+    assert run.returncode != 0
+    last = "\n".join(run.output.splitlines()[-2:])
+    assert f"{database}: dbt cannot build into a file of this name: " in last
+    assert reason in last
+    assert "Traceback" not in run.output
+
+
+# 2. A failed Python model: the cause first and last, a bug with its traceback ----------------
+
+
+def test_a_model_error_is_the_first_line_and_the_summary(small: Path, tmp_path: Path) -> None:
+    message = "var k_max: expected a whole number >= 2, got 1"
+    run = run_dbt(
+        ["build", "--select", "+scaler_parameters", *CAUTIOUS],
+        tmp_path,
+        {"raw_transactions_path": str(small), "k_max": 1},
+    )
+    assert run.returncode != 0
+    lines = run.output.splitlines()
+    # First: the cause, before dbt's ERROR line for the model.
+    first = next(i for i, line in enumerate(lines) if "ERROR" in line)
+    assert lines[first] == f"[scaler_parameters] ERROR: {message}"
+    assert "ERROR creating python table model main.scaler_parameters" in lines[first + 1]
+    # Last: dbt's summary says it in a short entry, with no traceback anywhere.
+    assert message in "\n".join(lines[-15:])
+    assert "Traceback" not in run.output
+    entry = lines_between(run.output, "Failure in model scaler_parameters", "compiled code at")
+    text = [re.sub(r"\x1b\[[0-9;]*m|\d\d:\d\d:\d\d", "", line).strip() for line in entry]
+    assert [line for line in text if line] == [
+        "Runtime Error in model scaler_parameters (models/ml/scaler_parameters.py)",
+        "Python model failed:",
+        f"customer_segmentation.pipeline.ModelError: scaler_parameters: {message}",
+    ]
+
+
+def test_a_bug_in_a_model_keeps_its_traceback() -> None:
+    from customer_segmentation.pipeline import ModelError, clear_errors
+
+    @clear_errors
+    def buggy() -> None:
+        return {}["missing"]
+
+    @clear_errors
+    def numpy_like() -> None:
+        raise ValueError("operands could not be broadcast together")
+
+    for function, kind in [(buggy, KeyError), (numpy_like, ValueError)]:
+        with pytest.raises(kind) as caught:
+            function()
+        assert not isinstance(caught.value, ModelError)
+        shown = "".join(traceback.format_exception(caught.value))  # what dbt-duckdb prints
+        assert shown.startswith("Traceback (most recent call last):")
+        assert function.__wrapped__.__code__.co_name in shown  # the frame that raised
+
+
+def test_an_expected_error_is_one_line_for_dbt() -> None:
+    from customer_segmentation.config import ConfigError
+    from customer_segmentation.pipeline import ModelError, clear_errors
+
+    @clear_errors
+    def scaler_parameters() -> None:
+        raise ConfigError("var k_max: expected a whole number >= 2, got 1")
+
+    with pytest.raises(ModelError) as caught:
+        scaler_parameters()
+    assert traceback.format_exception(caught.value) == [
+        "customer_segmentation.pipeline.ModelError: "
+        "scaler_parameters: var k_max: expected a whole number >= 2, got 1\n"
+    ]
+
+
+def test_a_text_clustering_feature_is_named() -> None:
+    from customer_segmentation.config import ConfigError
+    from customer_segmentation.pipeline import read_matrix
+
+    con = duckdb.connect()
+    features = pa.table({"customer_id": [1, 2], "recency_days": [3, 4], "country": ["A", "B"]})
+    con.register("features", features)
+    with pytest.raises(ConfigError, match=r"country \(string\) is not numeric"):
+        read_matrix(con.table("features"), ["recency_days", "country"])
+
+
+# 3. A database held by another process ---------------------------------------------------
+
+
+def test_plain_dbt_on_a_held_database_says_who_holds_it(tmp_path: Path) -> None:
+    database = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+            "print('ready', flush=True); time.sleep(60)",
+            str(database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        run = run_dbt(
+            ["build", "--select", "stg_online_retail__transaction_lines"],
+            tmp_path,
+            database=database,
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.returncode != 0
+    lines = run.output.splitlines()
+    expected = f"{database} is open in another process"
+    # The first line that mentions the lock is ours, it names the holder, and it ends the output.
+    first = next(i for i, line in enumerate(lines) if "lock" in line.lower())
+    assert lines[first].strip().startswith(expected), lines[first]
+    assert f"PID {holder.pid}" in lines[first]
+    assert expected in "\n".join(lines[-3:])
+    assert "Traceback" not in run.output
