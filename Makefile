@@ -9,7 +9,7 @@ SPARK_STAMP := $(VENV)/.spark-installed
 DBT := $(BIN)/dbt
 export DBT_PROFILES_DIR := $(CURDIR)
 
-.PHONY: build test test-spark lint docs report bench clean setup
+.PHONY: build test test-fast test-spark lint docs report bench clean setup
 
 setup: $(STAMP)
 
@@ -33,6 +33,12 @@ report: $(STAMP)
 ## test: lint, then pytest (package unit tests and end-to-end dbt builds in temporary directories)
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+## test-fast: the inner loop: ruff and the package unit tests, no dbt build (about a minute)
+test-fast: $(STAMP)
+	$(BIN)/ruff check python tests
+	$(BIN)/ruff format --check python tests
+	$(BIN)/pytest -m "not dbt and not spark"
 
 ## test-spark: install dbt-spark and pyspark (not part of build/test), then build the SQL models
 ## on a local Spark session and test the Spark MLlib backend against the DuckDB build

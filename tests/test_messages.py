@@ -43,17 +43,10 @@ def lines_between(output: str, start: str, end: str) -> list[str]:
 # 1. Any legal database file name -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "file_name",
-    [
-        "my-db.duckdb",
-        "customer segmentation.v2.duckdb",
-        "kundenübersicht.duckdb",
-        "2024 select.duckdb",  # a leading digit and an SQL keyword
-    ],
-)
-def test_any_database_file_name_builds(small: Path, tmp_path: Path, file_name: str) -> None:
-    database = tmp_path / file_name
+def test_any_database_file_name_builds(small: Path, tmp_path: Path) -> None:
+    # One build for every hazard at once (a build each took 8 s): a leading digit, a space, an
+    # SQL keyword, a hyphen, accents and a second dot.
+    database = tmp_path / "2024 select-kundenübersicht.v2.duckdb"
     run = run_dbt(
         ["build", "--select", "+customer_features", *CAUTIOUS],
         tmp_path,

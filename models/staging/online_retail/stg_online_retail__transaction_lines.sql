@@ -1,9 +1,11 @@
 {# Prices keep the decimal type the loader chose for the file (wide enough for every price in
     it, python/customer_segmentation/ingest.py); a source table loaded some other way is cast to
-    a decimal with 12 decimal places. -#}
+    a decimal with 12 decimal places. source() is called once: on DuckDB each call loads the
+    file again. -#}
+{%- set raw_transactions = source('online_retail', 'transactions') -%}
 {%- set price_type = namespace(value='decimal(38, 12)') -%}
 {%- if execute -%}
-    {%- for column in adapter.get_columns_in_relation(source('online_retail', 'transactions')) -%}
+    {%- for column in adapter.get_columns_in_relation(raw_transactions) -%}
         {%- if column.name == 'UnitPrice' and column.data_type.lower().startswith('decimal') -%}
             {%- set price_type.value = column.data_type -%}
         {%- endif -%}
@@ -17,7 +19,7 @@ with
 
 source as (
 
-    select * from {{ source('online_retail', 'transactions') }}
+    select * from {{ raw_transactions }}
 
 ),
 
