@@ -1,5 +1,6 @@
 -- The best customers to reward: in the highest-spending k-means segment and RFM champions or
--- loyal customers, leaving out outliers (unusual customers deserve a personal look instead).
+-- loyal customers, leaving out everyone suppressed from audiences: outliers (unusual customers
+-- deserve a personal look instead), and customers who returned everything or much of it.
 with
 
 customer_segments as (
@@ -20,5 +21,5 @@ from customer_segments
 where
     cluster_id = 1
     and rfm_segment in ('champions', 'loyal_customers')
-    and not is_outlier
+    and suppression_reason is null
 order by monetary desc

@@ -1,9 +1,17 @@
--- Customers whose segment changed between the last month end and the snapshot date.
+-- Customers whose segment changed between the last month end and the snapshot date, leaving
+-- out those who returned everything or much of what they bought (customer_segments'
+-- suppression_reason; outliers stay: a move is worth a look).
 with
 
 history as (
 
     select * from {{ ref('customer_segment_history') }}
+
+),
+
+customer_segments as (
+
+    select * from {{ ref('customer_segments') }}
 
 ),
 
@@ -48,6 +56,9 @@ select
     later.frequency,
     later.monetary
 from later
+inner join customer_segments on later.customer_id = customer_segments.customer_id
 left join earlier on later.customer_id = earlier.customer_id
-where earlier.cluster_id is distinct from later.cluster_id
+where
+    earlier.cluster_id is distinct from later.cluster_id
+    and coalesce(customer_segments.suppression_reason, 'outlier') = 'outlier'
 order by later.monetary desc

@@ -27,6 +27,17 @@
             {%- endif -%}
         {%- endfor -%}
 
+        {%- if var('migration_period') not in ['month', 'quarter'] -%}
+            {%- do problems.append("migration_period: expected month or quarter, got " ~ var('migration_period')) -%}
+        {%- endif -%}
+        {%- if var('monetary_basis') not in ['net', 'gross'] -%}
+            {%- do problems.append("monetary_basis: expected net or gross, got " ~ var('monetary_basis')) -%}
+        {%- endif -%}
+        {%- set max_return_rate = var('audience_max_return_rate') -%}
+        {%- if max_return_rate is not number or max_return_rate <= 0 -%}
+            {%- do problems.append("audience_max_return_rate: expected a number > 0, got " ~ max_return_rate) -%}
+        {%- endif -%}
+
         {%- if var('customer_id_type') not in ['bigint', 'string'] -%}
             {%- do problems.append("customer_id_type: expected bigint or string, got " ~ var('customer_id_type')) -%}
         {%- endif -%}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ONLINE_RETAIL_COLUMNS, DbtRun, run_dbt
+from conftest import ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, run_dbt
 
 pytestmark = pytest.mark.dbt
 
@@ -77,7 +79,8 @@ def test_every_line_is_classified_and_counted(tmp_path: Path, dbt_runner) -> Non
     )
     assert features == [
         (12583, dt.date(2011, 1, 5), 1, 2, 115.5),
-        (17850, dt.date(2011, 1, 5), 35, 1, 35.64),
+        # Net of the cancelled lantern (C536380, 3.39): 35.64 - 3.39.
+        (17850, dt.date(2011, 1, 5), 35, 1, 32.25),
     ]
     assert run.scalar("select count(distinct customer_id) from customer_rfm_segments") == 2
     # Too few customers and too short a history: warnings, not failures.
@@ -269,7 +272,7 @@ def test_bundled_data_segment_marts(bundled_build: DbtRun) -> None:
     assert run.scalar("select count(*) from customer_segments") == n_customers
     assert run.scalar("select count(distinct segment_name) from segment_profiles") == k
     names = dict(run.query("select cluster_id, segment_name from segment_names"))
-    assert names[1] == "Champions"  # cluster 1 has the highest monetary centroid
+    assert names[1] == "Loyal regulars"  # cluster 1 has the highest monetary centroid
     assert run.scalar("select sum(n_customers) from segment_profiles") == n_customers
     assert run.scalar("select sum(share_of_revenue) from segment_profiles") == pytest.approx(1)
     assert run.scalar("select sum(n_customers) from segment_rfm_crosstab") == n_customers
@@ -318,6 +321,16 @@ def test_bundled_data_migration(bundled_build: DbtRun) -> None:
         " where first_order_date between '2011-11-01' and '2011-11-30'"
     )
     assert entered == first_orders_in_november > 0
+    # Full months are months; the 9 days to the snapshot are their own, partial period.
+    periods = run.query(
+        "select distinct from_snapshot_date, to_snapshot_date, period_kind, period_days"
+        " from segment_migration order by 1"
+    )
+    assert [p[2] for p in periods] == ["month"] * 5 + ["month_to_date"]
+    assert [p[3] for p in periods] == [31, 31, 30, 31, 30, 9]
+    assert run.query(
+        "select distinct snapshot_date from customer_segment_history where not is_period_end"
+    ) == [(dt.date(2011, 12, 10),)]
 
 
 def test_clustering_runs_keeps_one_row_per_build(bundled_build: DbtRun, tmp_path: Path) -> None:
@@ -347,3 +360,85 @@ def test_every_model_and_column_is_described(bundled_build: DbtRun, tmp_path: Pa
                 undescribed.append(f"{unique_id}.{column}")
     assert undescribed == []
     assert len(catalog["nodes"]) > 30
+
+
+def test_audiences_leave_out_customers_who_returned_their_value(
+    bundled_build: DbtRun, tmp_path: Path
+) -> None:
+    run = bundled_build
+    # 12346 spent 77,183.60 and returned all of it: worth nothing, and out of every audience.
+    assert run.query(
+        "select gross_monetary, returned_value, net_monetary, monetary from customer_features"
+        " where customer_id = 12346"
+    ) == [(77183.6, 77183.6, 0.0, 0.0)]
+    assert (
+        run.scalar("select suppression_reason from customer_segments where customer_id = 12346")
+        == "returned_everything"
+    )
+    reasons = dict(
+        run.query("select suppression_reason, count(*) from customer_segments group by all")
+    )
+    assert reasons["returned_everything"] == run.scalar(
+        "select count(*) from customer_features where net_monetary <= 0"
+    )
+    assert (
+        run.scalar(
+            "select count(*) from customer_segments where suppression_reason is null"
+            " and (net_monetary <= 0 or is_outlier)"
+        )
+        == 0
+    )
+    shown = run_dbt(
+        ["show", "--select", "customers_to_win_back", "--limit", "1000", "--output", "json"],
+        tmp_path,
+        database=run.database,
+    )
+    assert shown.returncode == 0, shown.output[-3000:]
+    start = shown.output.index("\n{\n") + 1  # dbt prints the rows as one indented JSON object
+    rows = json.JSONDecoder().raw_decode(shown.output[start:])[0]["show"]
+    assert rows, "no customer to win back"
+    assert all(row["net_monetary"] > 0 for row in rows)
+    assert 12346 not in {row["customer_id"] for row in rows}
+
+
+def test_products_are_ranked_net_of_returns(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    # PAPER CRAFT, LITTLE BIRDIE: one 80,995-unit order, cancelled.
+    birdie = run.query(
+        "select revenue, returned_value, net_revenue, revenue_rank, net_revenue_rank"
+        " from product_sales where stock_code = '23843'"
+    )
+    assert [float(v) for v in birdie[0][:3]] == [168469.6, 168469.6, 0.0]
+    assert birdie[0][3] == 1 and birdie[0][4] > 100
+    assert (
+        run.scalar(
+            "select abs(sum(net_revenue) - (sum(revenue) - sum(returned_value))) from product_sales"
+        )
+        < 0.01
+    )
+    # Product returns are the customers' returned value, plus returns of customers with no
+    # kept order (who are in no customer table).
+    by_product = run.scalar("select cast(sum(returned_value) as double) from product_sales")
+    by_customer = run.scalar("select sum(returned_value) from customer_features")
+    only_returned = run.scalar(
+        "select cast(-sum(line_amount) as double) from int_transaction_lines_classified"
+        " where row_class = 'cancellation' and not is_non_product and not is_exact_duplicate"
+        " and customer_id not in (select customer_id from customer_features)"
+    )
+    assert by_product == pytest.approx(by_customer + (only_returned or 0), abs=0.05)
+
+
+def test_every_python_snippet_in_the_readme_runs_on_its_own(bundled_build: DbtRun) -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    snippets = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert len(snippets) >= 3
+    for snippet in snippets:
+        code = snippet.replace("customer_segmentation.duckdb", str(bundled_build.database))
+        exec(compile(code, "README.md", "exec"), {})  # a fresh namespace: nothing carried over
+
+
+def test_dbt_docs_open_on_the_project_overview(bundled_build: DbtRun) -> None:
+    manifest = json.loads((bundled_build.database.parent / "target" / "manifest.json").read_text())
+    overview = manifest["docs"]["doc.customer_segmentation.__overview__"]["block_contents"]
+    assert overview.startswith("# customer-segmentation")
+    assert "customer_segments" in overview and "suppression_reason" in overview

@@ -352,7 +352,33 @@ def test_a_database_held_by_another_process_gets_a_clear_message(tmp_path: Path)
         assert message is not None
         assert message.startswith(f"{database} is open in another process")
         assert f"PID {holder.pid}" in message
+        # DuckDB's hints (read-only mode, a docs link) do not help a build.
+        assert "read-only" not in message and "See also" not in message
     finally:
         holder.kill()
         holder.wait()
     assert lock_problem(database) is None
+
+
+def test_migration_by_quarter_pairs_equal_quarters_and_a_quarter_to_date(
+    subset: Path, dbt_runner: Callable[..., DbtRun]
+) -> None:
+    run = dbt_runner(
+        ["build"],
+        {
+            "raw_transactions_path": str(subset),
+            "migration_period": "quarter",
+            "migration_months": 9,
+        },
+    )
+    assert run.returncode == 0, run.output[-5000:]
+    periods = run.query(
+        "select distinct from_snapshot_date, to_snapshot_date, period_kind, period_days"
+        " from segment_migration order by 1"
+    )
+    # Quarter ends in the last 9 months of data ending 2011-12-09, then the quarter to date.
+    assert periods == [
+        (dt.date(2011, 4, 1), dt.date(2011, 7, 1), "quarter", 91),
+        (dt.date(2011, 7, 1), dt.date(2011, 10, 1), "quarter", 92),
+        (dt.date(2011, 10, 1), dt.date(2011, 12, 10), "quarter_to_date", 70),
+    ]

@@ -234,18 +234,39 @@
         {{ days_between('order_summary.last_order_date', 'order_summary.snapshot_date') }}
             as recency_days,
         order_summary.frequency,
-        cast(round(order_summary.monetary, 2) as double) as monetary,
+        -- monetary is what every value figure uses (M score, clustering, shares, profiles):
+        -- net of returns by default (var monetary_basis), and never below 0, since a customer
+        -- who returned more than the data shows them buying is worth nothing, not less.
+        {%- if var('monetary_basis') == 'gross' %}
+            cast(round(order_summary.monetary, 2) as double) as monetary,
+        {%- else %}
+            cast(
+                round(greatest(order_summary.monetary - line_summary.returned_value, 0), 2)
+                as double
+            ) as monetary,
+        {%- endif %}
+        cast(round(order_summary.monetary, 2) as double) as gross_monetary,
+        cast(round(order_summary.monetary - line_summary.returned_value, 2) as double)
+            as net_monetary,
         {{ days_between('order_summary.first_order_date', 'order_summary.snapshot_date') }}
             as tenure_days,
         -- Divided in double precision and rounded to cents with the same IEEE operations on
         -- every engine (round() of a double differs between DuckDB and Spark at half cents).
-        floor(cast(order_summary.monetary as double) / order_summary.frequency * 100 + 0.5)
-        / 100 as average_order_value,
+        {%- if var('monetary_basis') == 'gross' %}
+            floor(cast(order_summary.monetary as double) / order_summary.frequency * 100 + 0.5)
+            / 100 as average_order_value,
+        {%- else %}
+            floor(
+                cast(greatest(order_summary.monetary - line_summary.returned_value, 0) as double)
+                / order_summary.frequency * 100 + 0.5
+            ) / 100 as average_order_value,
+        {%- endif %}
         order_summary.n_items / order_summary.frequency as average_items_per_order,
         line_summary.distinct_products,
         order_summary.mean_days_between_orders,
         order_summary.median_days_between_orders,
         cast(round(line_summary.returned_value, 2) as double) as returned_value,
+        -- Of gross spend, whatever the basis: the share of what was bought that came back.
         cast(line_summary.returned_value as double) / cast(order_summary.monetary as double)
             as return_rate,
         order_summary.n_orders_last_90_days / order_summary.frequency

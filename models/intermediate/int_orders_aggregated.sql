@@ -11,6 +11,29 @@ kept_lines as (
 
 ),
 
+-- Returns tied to an order: product cancellation lines (as in customer_features) of the same
+-- customer on the invoice number 'C' + the order's number, as shops that number a cancellation
+-- after the invoice it cancels do. Cancellations numbered on their own (Online Retail's) name no
+-- order: they count per customer and per product only.
+cancelled_lines as (
+
+    select * from {{ ref('int_transaction_lines_classified') }}
+    where row_class = 'cancellation' and not is_non_product and not is_exact_duplicate
+
+),
+
+tied_returns as (
+
+    select
+        substring(invoice_id, 2) as invoice_id,
+        customer_id,
+        -sum(line_amount) as returned_value
+
+    from cancelled_lines
+    group by all
+
+),
+
 orders as (
 
     select
@@ -32,17 +55,23 @@ orders as (
 final as (
 
     select
-        invoice_id,
-        customer_id,
-        ordered_at,
-        cast(ordered_at as date) as order_date,
-        country,
-        n_lines,
-        n_items,
-        order_value,
-        count(*) over (partition by invoice_id) as n_customers_on_invoice
+        orders.invoice_id,
+        orders.customer_id,
+        orders.ordered_at,
+        cast(orders.ordered_at as date) as order_date,
+        orders.country,
+        orders.n_lines,
+        orders.n_items,
+        orders.order_value,
+        coalesce(tied_returns.returned_value, 0) as returned_value,
+        orders.order_value - coalesce(tied_returns.returned_value, 0) as net_order_value,
+        count(*) over (partition by orders.invoice_id) as n_customers_on_invoice
 
     from orders
+    left join tied_returns
+        on
+            orders.invoice_id = tied_returns.invoice_id
+            and orders.customer_id = tied_returns.customer_id
 
 )
 

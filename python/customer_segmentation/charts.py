@@ -671,8 +671,17 @@ def segment_rfm_heatmap(
 
 
 def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
-    """Customers moving between segments between the last two snapshots."""
-    latest = migration[migration["to_snapshot_date"] == migration["to_snapshot_date"].max()]
+    """Customers moving between segments over the last full period (month or quarter).
+
+    The partial period to the snapshot date (``period_kind`` ``month_to_date``) is left out: a
+    few days would put nearly every customer on the diagonal. Without a full period, the
+    partial one is shown, and its title says so.
+    """
+    full = migration[~migration["period_kind"].str.endswith("_to_date")]
+    shown = full if len(full) else migration
+    latest = shown[shown["to_snapshot_date"] == shown["to_snapshot_date"].max()]
+    days = int(latest["period_days"].iloc[0])
+    kind = str(latest["period_kind"].iloc[0]).replace("_", " ")
     start = pd.Timestamp(latest["from_snapshot_date"].iloc[0]).date()
     end = pd.Timestamp(latest["to_snapshot_date"].iloc[0]).date()
     from_order = ["(new customer)", *scale.domain]
@@ -703,7 +712,7 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
         width=360,
         height=300,
         title=alt.Title(
-            f"Segment migration, {start} to {end}",
+            f"Segment migration, {start} to {end} ({kind}, {days} days)",
             subtitle="Rows: segment before; columns: segment after; diagonal: stayed.",
         ),
     )
@@ -715,8 +724,9 @@ def segment_sizes_over_time(counts: pd.DataFrame, scale: alt.Scale) -> alt.Chart
         alt.Chart(counts, title="Segment sizes over time (scored with today's model)")
         .mark_line(point=True)
         .encode(
+            # A time axis: the last, partial period is drawn as short as it is.
             x=alt.X(
-                "yearmonthdate(snapshot_date):O",
+                "snapshot_date:T",
                 title="As of (orders before this date)",
                 axis=alt.Axis(labelAngle=0, format="%Y-%m-%d"),
             ),

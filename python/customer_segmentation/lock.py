@@ -9,6 +9,7 @@ from the project's dbt-duckdb plugin (`dbt_plugin.Plugin.initialize`), as a `Dat
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,10 +35,12 @@ def lock_problem(database: Path, config: Mapping[str, Any] | None = None) -> str
     except duckdb.IOException as error:
         if "lock" not in str(error).lower():
             raise
+        # DuckDB's own hints (open it read-only, a docs link) do not help a build: left out.
+        detail = re.split(r"\s+(?:See also|However, you would)", str(error), maxsplit=1)[0]
         return (
             f"{database} is open in another process, so dbt cannot write to it. Close that "
             "DuckDB session (CLI, notebook, BI tool) or wait for the running build to finish, "
-            f"then run the command again. DuckDB says: {error}"
+            f"then run the command again. DuckDB says: {detail}"
         )
     return None
 

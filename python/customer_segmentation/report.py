@@ -236,8 +236,12 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
         (
             "segments",
             "5. The segments",
-            "Who is in each segment, how big and valuable it is, and how it differs from the "
-            "average customer.",
+            "Who is in each segment, how big and valuable it is (net of returns), and how it "
+            "differs from the average customer. Two views with two vocabularies: the RFM "
+            "segments are a fixed rule grid on recency, frequency and spend, comparable across "
+            "shops and over time; the segments here describe what this data's customers look "
+            "like on every feature, and move when they do. No name is used by both; the last "
+            "chart shows how they overlap.",
             {
                 "pca_scatter": lambda: charts.pca_scatter(data["clusters_sample"], scale),
                 "segment_sizes": lambda: charts.segment_sizes(data["profiles"], scale),
@@ -255,7 +259,10 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
         (
             "movement",
             "6. Movement between segments",
-            "Segments as of earlier month ends, scored with today's model.",
+            "Segments as of earlier period ends (equal months, or quarters), scored with today's "
+            "model. The days from the last period end to the snapshot date are a partial "
+            "period: the migration shows the last full period, and the time axis draws the "
+            "partial one as short as it is.",
             {
                 "migration_heatmap": lambda: charts.migration_heatmap(data["migration"], scale),
                 "segment_sizes_over_time": lambda: charts.segment_sizes_over_time(

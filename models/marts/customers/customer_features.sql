@@ -1,7 +1,7 @@
 {%- set attributes_path = var('customer_attributes_path') -%}
 {%- set feature_columns = [
     'snapshot_date', 'first_order_date', 'last_order_date', 'recency_days', 'frequency',
-    'monetary', 'tenure_days', 'average_order_value', 'average_items_per_order',
+    'monetary', 'gross_monetary', 'net_monetary', 'tenure_days', 'average_order_value', 'average_items_per_order',
     'distinct_products', 'mean_days_between_orders', 'median_days_between_orders',
     'returned_value', 'return_rate', 'share_of_orders_last_90_days', 'weekend_share_of_orders',
     'mean_order_hour', 'preferred_order_hour', 'main_country',

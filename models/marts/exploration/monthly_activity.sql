@@ -6,6 +6,25 @@ orders as (
 
 ),
 
+-- Product returns (as in customer_features), counted in the month they were made.
+returned_lines as (
+
+    select * from {{ ref('int_transaction_lines_classified') }}
+    where row_class = 'cancellation' and not is_non_product and not is_exact_duplicate
+
+),
+
+monthly_returns as (
+
+    select
+        {{ month_start('invoiced_at') }} as activity_month,
+        -sum(line_amount) as returned_value
+
+    from returned_lines
+    group by all
+
+),
+
 data_range as (
 
     select
@@ -49,6 +68,8 @@ final as (
     select
         monthly.activity_month,
         round(monthly.revenue, 2) as revenue,
+        round(coalesce(monthly_returns.returned_value, 0), 2) as returned_value,
+        round(monthly.revenue - coalesce(monthly_returns.returned_value, 0), 2) as net_revenue,
         monthly.n_orders,
         monthly.n_active_customers,
         monthly.n_new_customers,
@@ -60,6 +81,7 @@ final as (
 
     from monthly
     cross join data_range
+    left join monthly_returns on monthly.activity_month = monthly_returns.activity_month
 
 )
 

@@ -16,6 +16,27 @@ described_lines as (
 
 ),
 
+-- Returns of products, as in customer_features: cancellation lines of known customers, not
+-- non-product codes (postage, discounts), not exact duplicates.
+returned_lines as (
+
+    select * from {{ ref('int_transaction_lines_classified') }}
+    where row_class = 'cancellation' and not is_non_product and not is_exact_duplicate
+
+),
+
+returns_by_product as (
+
+    select
+        stock_code,
+        -sum(quantity) as returned_units,
+        -sum(line_amount) as returned_value
+
+    from returned_lines
+    group by stock_code
+
+),
+
 -- A code can carry several descriptions; show its most used one (ties: alphabetical).
 description_counts as (
 
@@ -58,26 +79,52 @@ by_product as (
 
 ),
 
+-- Every product sold or returned: a return of a product not sold in the data (bought before it
+-- starts) still counts, with revenue 0.
+sold_and_returned as (
+
+    select
+        coalesce(by_product.stock_code, returns_by_product.stock_code) as stock_code,
+        coalesce(by_product.revenue, 0) as revenue,
+        coalesce(by_product.units, 0) as units,
+        coalesce(by_product.n_orders, 0) as n_orders,
+        coalesce(by_product.n_customers, 0) as n_customers,
+        coalesce(returns_by_product.returned_units, 0) as returned_units,
+        coalesce(returns_by_product.returned_value, 0) as returned_value
+
+    from by_product
+    full outer join returns_by_product on by_product.stock_code = returns_by_product.stock_code
+
+),
+
 final as (
 
     select
-        by_product.stock_code,
+        sold_and_returned.stock_code,
         descriptions.product_description,
-        round(by_product.revenue, 2) as revenue,
-        by_product.units,
-        by_product.n_orders,
-        by_product.n_customers,
+        round(sold_and_returned.revenue, 2) as revenue,
+        sold_and_returned.units,
+        sold_and_returned.returned_units,
+        round(sold_and_returned.returned_value, 2) as returned_value,
+        round(sold_and_returned.revenue - sold_and_returned.returned_value, 2) as net_revenue,
+        sold_and_returned.n_orders,
+        sold_and_returned.n_customers,
         row_number() over (
-            order by by_product.revenue desc, by_product.stock_code asc
+            order by sold_and_returned.revenue desc, sold_and_returned.stock_code asc
         ) as revenue_rank,
         row_number() over (
-            order by by_product.n_customers desc, by_product.stock_code asc
+            order by
+                sold_and_returned.revenue - sold_and_returned.returned_value desc,
+                sold_and_returned.stock_code asc
+        ) as net_revenue_rank,
+        row_number() over (
+            order by sold_and_returned.n_customers desc, sold_and_returned.stock_code asc
         ) as customer_rank
 
-    from by_product
+    from sold_and_returned
     left join descriptions
         on
-            by_product.stock_code = descriptions.stock_code
+            sold_and_returned.stock_code = descriptions.stock_code
             and descriptions.description_rank = 1
 
 )

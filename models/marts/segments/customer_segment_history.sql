@@ -1,4 +1,5 @@
--- Each customer's segment at the last N month ends and at the snapshot date: the SQL features
+-- Each customer's segment at the period ends (month or quarter ends, var migration_period) of
+-- the last migration_months months and at the snapshot date: the SQL features
 -- re-run as of each date (customer_features_at) and scored with the persisted model
 -- (assign_segment), so segments at every date are comparable. Only the columns scoring and
 -- this table read are computed.
@@ -16,23 +17,58 @@ segment_names as (
 
 ),
 
+current_snapshot as (
+
+    select min(snapshot_date) as snapshot_date from customer_features
+
+),
+
+months_back as (
+
+    {{ integer_range(0, var('migration_months'), 'i') }}
+
+),
+
 -- Features as of date d count orders before d, so the first day of a month stands for the
--- month end before it.
+-- month end before it; with quarters, only the first days of January, April, July, October.
+period_ends as (
+
+    select distinct
+        {{ add_months(month_start('current_snapshot.snapshot_date'), '-months_back.i') }}
+            as snapshot_date
+
+    from current_snapshot
+    cross join months_back
+
+),
+
+full_periods as (
+
+    select snapshot_date from period_ends
+    {%- if var('migration_period') == 'quarter' %}
+        where month(snapshot_date) in (1, 4, 7, 10)
+    {%- endif %}
+
+),
+
+-- The snapshot date ends a partial period ("period to date") unless it is a period end itself.
 snapshot_dates as (
 
-    select distinct snapshot_date from (
-        select
-            {{ add_months(month_start('current_snapshot.snapshot_date'), '-months_back.i') }}
-                as snapshot_date
-        from (
-            select min(snapshot_date) as snapshot_date from customer_features
-        ) as current_snapshot
-        cross join ({{ integer_range(0, var('migration_months'), 'i') }}) as months_back
+    select
+        snapshot_date,
+        true as is_period_end
 
-        union all
+    from full_periods
 
-        select min(snapshot_date) as snapshot_date from customer_features
-    )
+    union all
+
+    select
+        current_snapshot.snapshot_date,
+        false as is_period_end
+
+    from current_snapshot
+    left join full_periods on current_snapshot.snapshot_date = full_periods.snapshot_date
+    where full_periods.snapshot_date is null
 
 ),
 
@@ -55,6 +91,7 @@ final as (
 
     select
         features_over_time.snapshot_date,
+        snapshot_dates.is_period_end,
         features_over_time.customer_id,
         scored.cluster_id,
         segment_names.segment_name,
@@ -70,6 +107,7 @@ final as (
             features_over_time.snapshot_date = scored.snapshot_date
             and features_over_time.customer_id = scored.customer_id
     inner join segment_names on scored.cluster_id = segment_names.cluster_id
+    inner join snapshot_dates on features_over_time.snapshot_date = snapshot_dates.snapshot_date
 
 )
 

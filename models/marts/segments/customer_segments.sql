@@ -38,7 +38,7 @@ outlier_thresholds as (
 
 ),
 
-final as (
+joined as (
 
     select
         customer_features.customer_id,
@@ -46,6 +46,8 @@ final as (
         customer_features.recency_days,
         customer_features.frequency,
         customer_features.monetary,
+        customer_features.net_monetary,
+        customer_features.return_rate,
         rfm.r_score,
         rfm.f_score,
         rfm.m_score,
@@ -65,6 +67,37 @@ final as (
     inner join segment_names on customer_clusters.cluster_id = segment_names.cluster_id
     inner join outlier_thresholds
         on customer_clusters.cluster_id = outlier_thresholds.cluster_id
+
+),
+
+-- Who is left out of the audiences (the analyses that pick customers to contact), and why:
+-- the first reason that applies.
+final as (
+
+    select
+        customer_id,
+        snapshot_date,
+        recency_days,
+        frequency,
+        monetary,
+        net_monetary,
+        r_score,
+        f_score,
+        m_score,
+        rfm_segment,
+        cluster_id,
+        segment_name,
+        hierarchical_cluster_id,
+        distance_to_centroid,
+        is_outlier,
+        country,
+        case
+            when net_monetary <= 0 then 'returned_everything'
+            when return_rate > {{ var('audience_max_return_rate') }} then 'high_return_rate'
+            when is_outlier then 'outlier'
+        end as suppression_reason
+
+    from joined
 
 )
 

@@ -1,5 +1,8 @@
 -- Customers moving between segments from one snapshot to the next. Customers whose first
--- purchase falls between the two dates enter from '(new customer)'.
+-- purchase falls between the two dates enter from '(new customer)'. Consecutive period ends are
+-- full periods (period_kind month or quarter); the last period end to a snapshot date inside a
+-- period is its own, shorter, 'month_to_date' or 'quarter_to_date' pair, never taken for a full
+-- period (period_days says how long each pair is).
 with
 
 history as (
@@ -8,13 +11,24 @@ history as (
 
 ),
 
+snapshot_dates as (
+
+    select distinct
+        snapshot_date,
+        is_period_end
+
+    from history
+
+),
+
 snapshot_pairs as (
 
     select
         snapshot_date as from_snapshot_date,
-        lead(snapshot_date) over (order by snapshot_date) as to_snapshot_date
+        lead(snapshot_date) over (order by snapshot_date) as to_snapshot_date,
+        lead(is_period_end) over (order by snapshot_date) as ends_a_period
 
-    from (select distinct snapshot_date from history) as snapshot_dates
+    from snapshot_dates
     qualify to_snapshot_date is not null
 
 ),
@@ -24,6 +38,12 @@ transitions as (
     select
         snapshot_pairs.from_snapshot_date,
         snapshot_pairs.to_snapshot_date,
+        case
+            when snapshot_pairs.ends_a_period then '{{ var("migration_period") }}'
+            else '{{ var("migration_period") }}_to_date'
+        end as period_kind,
+        {{ days_between('snapshot_pairs.from_snapshot_date', 'snapshot_pairs.to_snapshot_date') }}
+            as period_days,
         earlier.cluster_id as from_cluster_id,
         coalesce(earlier.segment_name, '(new customer)') as from_segment_name,
         later.cluster_id as to_cluster_id,
@@ -46,6 +66,8 @@ final as (
     select
         from_snapshot_date,
         to_snapshot_date,
+        period_kind,
+        period_days,
         from_cluster_id,
         from_segment_name,
         to_cluster_id,
