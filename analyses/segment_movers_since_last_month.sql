@@ -50,7 +50,9 @@ later as (
 
 select
     later.customer_id,
-    coalesce(earlier.segment_name, '(new customer)') as segment_last_month,
+    -- The last period end: a month end, or a quarter end with migration_period quarter.
+    earlier.snapshot_date as since_date,
+    coalesce(earlier.segment_name, '(new customer)') as segment_before,
     later.segment_name as segment_now,
     later.recency_days,
     later.frequency,

@@ -29,6 +29,8 @@
 
         {%- if var('migration_period') not in ['month', 'quarter'] -%}
             {%- do problems.append("migration_period: expected month or quarter, got " ~ var('migration_period')) -%}
+        {%- elif var('migration_period') == 'quarter' and var('migration_months') is number and var('migration_months') < 3 -%}
+            {%- do problems.append("migration_months: expected 3 or more with migration_period quarter (a quarter end in the span), got " ~ var('migration_months')) -%}
         {%- endif -%}
         {%- if var('monetary_basis') not in ['net', 'gross'] -%}
             {%- do problems.append("monetary_basis: expected net or gross, got " ~ var('monetary_basis')) -%}

@@ -185,12 +185,18 @@ def test_a_failed_build_on_the_same_database_is_refused_by_the_report(
     database.write_bytes(run.database.read_bytes())
     report.load_marts(database)  # the good build is accepted
     alike = [Order(str(c), c, START, 2, "1.25") for c in range(1, 13)]
+    other = {"raw_transactions_path": str(tmp_path / "alike.csv")}
     write_hostile_csv(tmp_path / "alike.csv", alike)
-    failed = run_dbt(["build"], tmp_path, {"raw_transactions_path": str(tmp_path / "alike.csv")},
-                     database)  # fmt: skip
+    # A partial build of another file succeeds, and still leaves two files' tables.
+    partial = run_dbt(FEATURES_ONLY, tmp_path / "partial", other, database)
+    assert partial.returncode == 0, partial.output[-3000:]
+    with pytest.raises(report.ReportError, match=r"dbt build started .* UTC \(.*\) read .*alike"
+                       r"\.csv, but the last complete build read .*hostile\.csv"):  # fmt: skip
+        report.load_marts(database)
+    failed = run_dbt(["build"], tmp_path, other, database)
     assert failed.returncode != 0
-    with pytest.raises(report.ReportError, match=r"the latest build \(started .* UTC, .*\) "
-                       r"failed \(scaler_parameters \(error\)"):  # fmt: skip
+    with pytest.raises(report.ReportError, match=r"the latest build, dbt build started .* UTC "
+                       r"\(.*\), failed \(scaler_parameters \(error\)"):  # fmt: skip
         report.load_marts(database)
 
 

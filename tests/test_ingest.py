@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -227,7 +228,7 @@ def test_ids_in_a_floating_point_column_above_2_53_are_refused(tmp_path: Path) -
     with pytest.raises(
         RawFileError,
         match=r"float_ids\.parquet: column CustomerID: 1 value\(s\) "
-        r"are above 2\^53 = 9,007,199,254,740,992 in a floating-point column",
+        r"are above 2\^53 = 9,007,199,254,740,992 in a DOUBLE column",
     ):
         read_all(tmp_path / "float_ids.parquet")
 
@@ -389,3 +390,33 @@ def test_a_parquet_column_named_file_row_number_is_ignored(tmp_path: Path) -> No
 def test_no_path_is_a_clear_error() -> None:
     with pytest.raises(RawFileError, match="var raw_transactions_path is not set"):
         read_transactions(None)
+
+
+def test_blanks_of_every_kind_and_float32_columns_are_read_exactly(tmp_path: Path) -> None:
+    path = csv_file(tmp_path / "tabs.csv", [line(customer="\t"), line(customer="\t17850 ")])
+    assert read_all(path)["CustomerID"].to_pylist() == [None, 17850]
+    assert read_all(path, customer_id_type="string")["CustomerID"].to_pylist() == [None, "17850"]
+    table = pa.table({c: [row[i] for row in ROWS[:2]] for i, c in enumerate(ONLINE_RETAIL_COLUMNS)})
+    table = table.set_column(5, "UnitPrice", pa.array([2.55, 0.85], pa.float32()))
+    table = table.set_column(6, "CustomerID", pa.array([17850.0, 123456789.0], pa.float32()))
+    pq.write_table(table.slice(0, 1), tmp_path / "float32.parquet")
+    assert read_all(tmp_path / "float32.parquet")["UnitPrice"].to_pylist() == [Decimal("2.55")]
+    pq.write_table(table, tmp_path / "float32_big_id.parquet")
+    with pytest.raises(RawFileError, match=r"are above 2\^24 = 16,777,216 in a FLOAT column"):
+        read_all(tmp_path / "float32_big_id.parquet")
+
+
+@pytest.mark.parametrize(
+    ("customer", "quantity", "expected"),
+    [
+        ("0017850", "6", "column CustomerID: 1 value(s) have leading zeros"),
+        ("17850", "1_000", "column Quantity: 1 value(s) are not numbers, e.g. '1_000'"),
+    ],
+    ids=["leading_zeros", "underscore_in_a_number"],
+)
+def test_values_that_would_be_misread_are_refused(
+    tmp_path: Path, customer: str, quantity: str, expected: str
+) -> None:
+    path = csv_file(tmp_path / "odd.csv", [line(), line(customer=customer, quantity=quantity)])
+    with pytest.raises(RawFileError, match=re.escape(expected)):
+        read_all(path)

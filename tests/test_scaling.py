@@ -68,7 +68,7 @@ def test_a_feature_without_spread_is_left_out_and_says_why() -> None:
     assert [p.is_used for p in fitted] == [True, True, False]
     assert fitted[2].unused_reason == (
         "feature return_rate: standard deviation is 0 after winsorising "
-        "(every customer has return_rate = 0)"
+        "(clipped to the winsorize_quantiles, every customer has return_rate = 0)"
     )
     scaled = apply_scaling(matrix, fitted)
     assert np.all(scaled[:, 2] == 0.0)  # cannot move any customer

@@ -227,11 +227,14 @@ def feature_distributions(features: pd.DataFrame) -> alt.HConcatChart:
     for field, title, log in [
         ("recency_days", "Recency (days since last order)", False),
         ("frequency", "Frequency (orders, log scale)", True),
-        ("monetary", "Monetary (GBP spent, log scale)", True),
+        ("monetary", "Monetary (GBP, net of returns, log scale; below 1 in the first bar)", True),
     ]:
         values = features[field].astype(float)
         if log:
-            edges = np.logspace(np.log10(max(values.min(), 1)), np.log10(values.max() + 1), 25)
+            # Values below 1 (a customer who returned everything is worth 0) go in the first
+            # bar rather than off the axis.
+            values = values.clip(lower=1)
+            edges = np.logspace(0, np.log10(values.max() + 1), 25)
             if field == "frequency":  # whole numbers: integer edges, no empty bins between them
                 edges = np.unique(np.round(edges))
         else:
@@ -677,6 +680,13 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
     few days would put nearly every customer on the diagonal. Without a full period, the
     partial one is shown, and its title says so.
     """
+    if migration.empty:
+        return (
+            alt.Chart(pd.DataFrame({"text": ["Only one snapshot date: nothing to compare yet."]}))
+            .mark_text(fontSize=14)
+            .encode(text="text:N")
+            .properties(width=360, height=60, title="Segment migration")
+        )
     full = migration[~migration["period_kind"].str.endswith("_to_date")]
     shown = full if len(full) else migration
     latest = shown[shown["to_snapshot_date"] == shown["to_snapshot_date"].max()]

@@ -98,6 +98,11 @@ ENCODINGS: dict[str, str] = {
     "iso-8859-1": "latin-1", "utf-16": "utf-16", "utf16": "utf-16",
 }  # fmt: skip
 MISSING_AS_TEXT = ("nan", "none", "null", "na", "n/a", "#n/a")
+# What counts as blank around a value: DuckDB's trim() alone removes spaces only, not tabs,
+# line breaks or no-break spaces.
+BLANKS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(160)"
+# A 32-bit float holds every whole number only up to 2**24.
+EXACT_FLOAT_MAX = 2**24
 BATCH_ROWS = 1_000_000
 
 
@@ -214,6 +219,11 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _trim(expression: str) -> str:
+    """SQL: the text with blanks of every kind removed at both ends."""
+    return f"trim({expression}, {BLANKS})"
+
+
 def _first_bad_value(
     con: duckdb.DuckDBPyConnection, table_function: str, column: str, bad_when: str
 ) -> tuple[int, str | None]:
@@ -225,7 +235,7 @@ def _first_bad_value(
     query = (
         f"select count(*), min(cast(v as varchar)) from "
         f"(select {_quote_identifier(column)} as v from {table_function}) "
-        f"where v is not null and trim(cast(v as varchar)) != '' and ({bad_when})"
+        f"where v is not null and {_trim('cast(v as varchar)')} != '' and ({bad_when})"
     )
     count, example = con.execute(query).fetchall()[0]
     return int(count), example
@@ -263,14 +273,22 @@ class _Column:
         if self.is_text:
             words = ", ".join(_sql_string(w) for w in MISSING_AS_TEXT)
             self.refuse(
-                f"lower(trim(v)) in ({words})",
+                f"lower({_trim('v')}) in ({words})",
                 "are a missing value written as text",
                 "leave the cell empty instead",
             )
 
     def number(self) -> str:
-        """SQL over ``v``: the value as a double (null if text that is not a number)."""
-        return "try_cast(trim(v) as double)" if self.is_text else "cast(v as double)"
+        """SQL over ``v``: the value as a double (null if text that is not a number).
+
+        DuckDB would read 1_000 as 1000: text with an underscore is not a number here. A 32-bit
+        float goes through its shortest text, so 2.55 stays 2.55 (not 2.549999952316).
+        """
+        if self.is_text:
+            return f"try_cast(case when contains(v, '_') then null else {_trim('v')} end as double)"
+        if self.type == "FLOAT":
+            return "cast(cast(v as varchar) as double)"
+        return "cast(v as double)"
 
     def refuse_non_finite_numbers(self) -> None:
         """Text that is no number, and NaN or infinite values, are refused."""
@@ -280,8 +298,12 @@ class _Column:
             self.refuse(f"isnan({self.number()}) or isinf({self.number()})", "are not finite")
 
     def blank_to_null(self) -> str:
-        """SQL over the column: text trimmed, blank as null; other types as they are."""
-        return f"nullif(trim({self.quoted}), '')" if self.is_text else self.quoted
+        """SQL over the column: text trimmed, blank as null; a float as its shortest text."""
+        if self.is_text:
+            return f"nullif({_trim(self.quoted)}, '')"
+        if self.type == "FLOAT":
+            return f"cast({self.quoted} as varchar)"
+        return self.quoted
 
 
 def _quantity_expression(column: _Column) -> str:
@@ -381,25 +403,33 @@ def _customer_id_expression(column: _Column, id_type: CustomerIdType) -> str:
     if column.is_text:
         if id_type == "string":
             return column.blank_to_null()
+        trimmed = _trim("v")
         column.refuse(
-            r"not regexp_full_match(trim(v), '[+-]?[0-9]+(\.0*)?')",
+            rf"not regexp_full_match({trimmed}, '[+-]?[0-9]+(\.0*)?')",
             "are not whole numbers",
             ID_AS_TEXT_HINT,
         )
+        # As numbers, 0017850 and 17850 would be one customer: a code with leading zeros is text.
         column.refuse(
-            r"try_cast(regexp_replace(trim(v), '\.0*$', '') as bigint) is null",
+            rf"regexp_full_match({trimmed}, '[+-]?0[0-9]+(\.0*)?')",
+            "have leading zeros (as numbers they would merge with the same id without them)",
+            ID_AS_TEXT_HINT,
+        )
+        column.refuse(
+            rf"try_cast(regexp_replace({trimmed}, '\.0*$', '') as bigint) is null",
             "are beyond 64 bits",
             ID_AS_TEXT_HINT,
         )
-        return rf"cast(nullif(regexp_replace(trim({column.quoted}), '\.0*$', ''), '') as bigint)"
+        return rf"cast(nullif(regexp_replace({_trim(column.quoted)}, '\.0*$', ''), '') as bigint)"
     # Floating point or decimal.
     column.refuse_non_finite_numbers()
     column.refuse(f"{column.number()} != round({column.number()})", "are not whole numbers",
                   ID_AS_TEXT_HINT)  # fmt: skip
     if column.type in FLOAT_TYPES:
+        exact, power = (EXACT_FLOAT_MAX, 24) if column.type == "FLOAT" else (EXACT_DOUBLE_MAX, 53)
         column.refuse(
-            f"abs(v) > {EXACT_DOUBLE_MAX}",
-            f"are above 2^53 = {EXACT_DOUBLE_MAX:,} in a floating-point column, which cannot "
+            f"abs(v) > {exact}",
+            f"are above 2^{power} = {exact:,} in a {column.type} column, which cannot "
             "hold such ids exactly (digits may already be lost)",
             "write the ids as integers or text",
         )
@@ -416,21 +446,21 @@ def _is_misread(parsed: str) -> str:
 
 def _text_date_expression(column: _Column) -> str:
     """SQL turning a text date column into a timestamp, or a RawFileError naming bad values."""
-    iso = "try_cast(trim(v) as timestamp)"
+    iso = f"try_cast({_trim('v')} as timestamp)"
     bad, example = _first_bad_value(column.con, column.table_function, column.name,
                                     _is_misread(iso))  # fmt: skip
     if bad == 0:
         # An offset after the time (+01:00, Z) is dropped: the time as written is kept.
-        return f"cast(nullif(trim({column.quoted}), '') as timestamp)"
+        return f"cast(nullif({_trim(column.quoted)}, '') as timestamp)"
     best = (bad, example, "ISO")
     for date_format in DATE_FORMATS:
-        parsed = f"try_strptime(trim(v), '{date_format}')"
+        parsed = f"try_strptime({_trim('v')}, '{date_format}')"
         failing, failing_example = _first_bad_value(
             column.con, column.table_function, column.name, _is_misread(parsed)
         )
         if failing == 0:
             _warn_if_ambiguous(column, date_format)
-            return f"strptime(nullif(trim({column.quoted}), ''), '{date_format}')"
+            return f"strptime(nullif({_trim(column.quoted)}, ''), '{date_format}')"
         if failing < best[0]:
             best = (failing, failing_example, date_format)
     hint = ""
@@ -452,7 +482,7 @@ def _warn_if_ambiguous(column: _Column, date_format: str) -> None:
         column.con,
         column.table_function,
         column.name,
-        _is_misread(f"try_strptime(trim(v), '{day_first}')"),
+        _is_misread(f"try_strptime({_trim('v')}, '{day_first}')"),
     )
     if failing == 0:
         warnings.warn(

@@ -174,6 +174,13 @@ def scaler_parameters(features: Relation, settings: Mapping[str, Any]) -> pa.Tab
     for unused in (p for p in fitted if not p.is_used):
         print(f"[scaler_parameters] WARNING: {unused.unused_reason}: left out of the clustering",
               flush=True)  # fmt: skip
+        if unused.feature == config.cluster_order_feature:
+            print(
+                f"[scaler_parameters] WARNING: cluster_order_feature {unused.feature} has no "
+                "spread: cluster ids no longer follow it (set cluster_order_feature to a used "
+                "feature)",
+                flush=True,
+            )
     return parameters_table(fitted)
 
 

@@ -121,49 +121,78 @@ def load_marts(database: Path) -> dict[str, pd.DataFrame]:
         con.close()
 
 
-LATEST_BUILD_QUERY = """
-    with latest as (
-        select invocation_id, logged_at as started_at from build_log
-        where event = 'started' order by logged_at desc limit 1
-    )
-    select latest.invocation_id, latest.started_at, finished.status, finished.failed_nodes
-    from latest
-    left join build_log as finished
-        on finished.invocation_id = latest.invocation_id and finished.event = 'finished'
+BUILDS_QUERY = """
+    select
+        invocation_id,
+        min(logged_at) filter (where event = 'started') as started_at,
+        any_value(command) as command,
+        bool_or(is_full_build) as is_full_build,
+        any_value(raw_transactions_path) as raw_transactions_path,
+        any_value(status) filter (where event = 'finished') as status,
+        any_value(failed_nodes) filter (where event = 'finished') as failed_nodes
+    from build_log
+    group by invocation_id
+    order by started_at
 """
 
 
 def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
-    """Refuse the tables unless the latest build that wrote them finished without errors.
+    """Refuse the tables unless they come from one complete build that succeeded.
 
     A build that failed or was killed half way leaves tables of two builds side by side (the
-    cleaned lines of a new file, the segments of the old one); build_log tells which.
+    cleaned lines of a new file, the segments of the old one); so does a partial build
+    (``--select``) of another file. build_log tells: the latest complete ``dbt build`` must
+    have succeeded, and every run after it must have finished, succeeded and read its file.
 
     Raises:
-        ReportError: naming the build (its start, UTC, and invocation id) and what failed.
+        ReportError: naming the build (its start, UTC, and invocation id) and what is wrong.
 
     """
     try:
-        rows = con.sql(LATEST_BUILD_QUERY).fetchall()
-    except duckdb.CatalogException:
-        rows = []
-    if not rows:
+        builds = con.sql(BUILDS_QUERY).fetchall()
+    except duckdb.Error:
+        builds = []
+    if not builds:
         raise ReportError(
             f"{database}: has no build_log, so it cannot tell whether its tables come from one "
             "complete build; run `make build`"
         )
-    invocation_id, started_at, status, failed_nodes = rows[0]
-    build = f"the latest build (started {started_at:%Y-%m-%d %H:%M:%S} UTC, {invocation_id})"
-    if status is None:
+
+    def named(build: tuple) -> str:
+        invocation_id, started_at, command = build[:3]
+        return f"dbt {command} started {started_at:%Y-%m-%d %H:%M:%S} UTC ({invocation_id})"
+
+    latest = builds[-1]
+    if latest[5] is None:
         raise ReportError(
-            f"{database}: {build} did not finish (killed, or still running), so the tables mix "
-            "it with an earlier build; run `make build` again"
+            f"{database}: the latest build, {named(latest)}, did not finish (killed, or still "
+            "running), so the tables mix it with an earlier build; run `make build` again"
         )
-    if status != "success":
+    if latest[5] != "success":
         raise ReportError(
-            f"{database}: {build} failed ({failed_nodes}), so the tables mix it with an earlier "
-            "build; fix what dbt reported and run `make build` again"
+            f"{database}: the latest build, {named(latest)}, failed ({latest[6]}), so the "
+            "tables mix it with an earlier build; fix what dbt reported and run `make build` "
+            "again"
         )
+    complete = [i for i, b in enumerate(builds) if b[3] and b[5] == "success"]
+    if not complete:
+        raise ReportError(
+            f"{database}: no complete `dbt build` (without --select) has succeeded on it, so "
+            "its tables may come from several partial builds; run `make build`"
+        )
+    full = builds[complete[-1]]
+    for later in builds[complete[-1] + 1 :]:
+        if later[5] != "success":
+            raise ReportError(
+                f"{database}: {named(later)} after the last complete build "
+                f"{'failed (' + str(later[6]) + ')' if later[5] else 'did not finish'}, so the "
+                "tables mix two builds; run `make build` again"
+            )
+        if later[4] != full[4]:
+            raise ReportError(
+                f"{database}: {named(later)} read {later[4]}, but the last complete build "
+                f"read {full[4]}, so the tables mix two files; run `make build` again"
+            )
 
 
 @dataclass(frozen=True)

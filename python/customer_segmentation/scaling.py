@@ -148,7 +148,10 @@ def checked_scaling(
                 f"({shown} for most customers); drop it from clustering_features or use "
                 "scaler: standard"
             )
-        reason = f"feature {feature}: {spread} is 0 after winsorising (every customer has {shown})"
+        reason = (
+            f"feature {feature}: {spread} is 0 after winsorising (clipped to the "
+            f"winsorize_quantiles, every customer has {shown})"
+        )
         return FeatureScaling(
             feature=feature,
             feature_order=feature_order,

@@ -38,24 +38,36 @@ by_country as (
 
 ),
 
+-- Every country with kept orders or returns: returns from a country without a kept order
+-- still count.
+sold_and_returned as (
+
+    select
+        coalesce(by_country.country, returns_by_country.country) as country,
+        coalesce(by_country.n_customers, 0) as n_customers,
+        coalesce(by_country.n_orders, 0) as n_orders,
+        coalesce(by_country.revenue, 0) as revenue,
+        coalesce(returns_by_country.returned_value, 0) as returned_value
+
+    from by_country
+    full outer join returns_by_country on by_country.country = returns_by_country.country
+
+),
+
 final as (
 
     select
-        by_country.country,
-        by_country.n_customers,
-        by_country.n_orders,
-        round(by_country.revenue, 2) as revenue,
-        round(coalesce(returns_by_country.returned_value, 0), 2) as returned_value,
-        round(by_country.revenue - coalesce(returns_by_country.returned_value, 0), 2)
-            as net_revenue,
-        by_country.revenue / sum(by_country.revenue) over () as share_of_revenue,
-        by_country.n_customers / sum(by_country.n_customers) over () as share_of_customers,
-        row_number() over (
-            order by by_country.revenue desc, by_country.country asc
-        ) as revenue_rank
+        country,
+        n_customers,
+        n_orders,
+        round(revenue, 2) as revenue,
+        round(returned_value, 2) as returned_value,
+        round(revenue - returned_value, 2) as net_revenue,
+        revenue / sum(revenue) over () as share_of_revenue,
+        n_customers / sum(n_customers) over () as share_of_customers,
+        row_number() over (order by revenue desc, country asc) as revenue_rank
 
-    from by_country
-    left join returns_by_country on by_country.country = returns_by_country.country
+    from sold_and_returned
 
 )
 

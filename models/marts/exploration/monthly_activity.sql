@@ -63,25 +63,43 @@ monthly as (
 
 ),
 
+-- Every month with kept orders or returns: returns in a month without a kept order still
+-- count.
+sold_and_returned as (
+
+    select
+        coalesce(monthly.activity_month, monthly_returns.activity_month) as activity_month,
+        coalesce(monthly.revenue, 0) as revenue,
+        coalesce(monthly_returns.returned_value, 0) as returned_value,
+        coalesce(monthly.n_orders, 0) as n_orders,
+        coalesce(monthly.n_active_customers, 0) as n_active_customers,
+        coalesce(monthly.n_new_customers, 0) as n_new_customers
+
+    from monthly
+    full outer join monthly_returns on monthly.activity_month = monthly_returns.activity_month
+
+),
+
 final as (
 
     select
-        monthly.activity_month,
-        round(monthly.revenue, 2) as revenue,
-        round(coalesce(monthly_returns.returned_value, 0), 2) as returned_value,
-        round(monthly.revenue - coalesce(monthly_returns.returned_value, 0), 2) as net_revenue,
-        monthly.n_orders,
-        monthly.n_active_customers,
-        monthly.n_new_customers,
-        round(monthly.revenue / monthly.n_orders, 2) as average_order_value,
+        sold_and_returned.activity_month,
+        round(sold_and_returned.revenue, 2) as revenue,
+        round(sold_and_returned.returned_value, 2) as returned_value,
+        round(sold_and_returned.revenue - sold_and_returned.returned_value, 2) as net_revenue,
+        sold_and_returned.n_orders,
+        sold_and_returned.n_active_customers,
+        sold_and_returned.n_new_customers,
+        round(sold_and_returned.revenue / nullif(sold_and_returned.n_orders, 0), 2)
+            as average_order_value,
         -- The first and last months of the data may be cut short; say so rather than let a
         -- partial month read as a collapse.
-        data_range.first_order_date <= monthly.activity_month
-        and data_range.last_order_date >= last_day(monthly.activity_month) as is_complete_month
+        data_range.first_order_date <= sold_and_returned.activity_month
+        and data_range.last_order_date >= last_day(sold_and_returned.activity_month)
+            as is_complete_month
 
-    from monthly
+    from sold_and_returned
     cross join data_range
-    left join monthly_returns on monthly.activity_month = monthly_returns.activity_month
 
 )
 
