@@ -49,10 +49,10 @@
 
     ),
 
-    cancelled_lines as (
+    returned_lines as (
 
         select * from {{ ref('int_transaction_lines_classified') }}
-        where row_class = 'cancellation'
+        where is_product_return
 
     ),
 
@@ -81,8 +81,8 @@
 
     ),
 
-    -- Returns of products: duplicated cancellation lines and non-product codes (postage,
-    -- discounts, manual adjustments) are not returns.
+    -- Returns of products (is_product_return: duplicated cancellation lines and non-product
+    -- codes such as postage, discounts, manual adjustments are not returns).
     returns as (
 
         select
@@ -90,10 +90,7 @@
             cast(invoiced_at as date) as return_date,
             -line_amount as returned_amount
 
-        from cancelled_lines
-        where
-            not is_non_product
-            and not is_exact_duplicate
+        from returned_lines
 
     ),
 

@@ -131,7 +131,12 @@ final as (
         row_class,
         row_class = 'kept' as is_kept,
         is_non_product,
-        is_exact_duplicate
+        is_exact_duplicate,
+        -- A product return: a cancellation line that is neither a non-product code (postage,
+        -- discounts, manual adjustments) nor an exact copy of an earlier line.
+        row_class = 'cancellation'
+        and not is_non_product
+        and not is_exact_duplicate as is_product_return
 
     from classified
 

@@ -10,7 +10,7 @@ orders as (
 returned_lines as (
 
     select * from {{ ref('int_transaction_lines_classified') }}
-    where row_class = 'cancellation' and not is_non_product and not is_exact_duplicate
+    where is_product_return
 
 ),
 
