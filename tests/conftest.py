@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +86,26 @@ def bundled_build(tmp_path_factory: pytest.TempPathFactory) -> DbtRun:
     run = run_dbt(["build"], workdir)
     assert run.returncode == 0, run.output[-5000:]
     return run
+
+
+@contextmanager
+def database_held_open(database: Path) -> Iterator[int]:
+    """Another process holding the DuckDB file open (with a table in it); yields its PID."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+            "con.execute('create table if not exists t as select 1'); "
+            "print('ready', flush=True); time.sleep(60)",
+            str(database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

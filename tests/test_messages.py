@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import traceback
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from conftest import PROJECT_ROOT, run_dbt
+from conftest import PROJECT_ROOT, database_held_open, run_dbt
 
 pytestmark = pytest.mark.dbt
 
@@ -161,33 +159,18 @@ def test_a_text_clustering_feature_is_named() -> None:
 
 def test_plain_dbt_on_a_held_database_says_who_holds_it(tmp_path: Path) -> None:
     database = tmp_path / "held.duckdb"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-            "print('ready', flush=True); time.sleep(60)",
-            str(database),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with database_held_open(database) as holder_pid:
         run = run_dbt(
             ["build", "--select", "stg_online_retail__transaction_lines"],
             tmp_path,
             database=database,
         )
-    finally:
-        holder.kill()
-        holder.wait()
     assert run.returncode != 0
     lines = run.output.splitlines()
     expected = f"{database} is open in another process"
     # The first line that mentions the lock is ours, it names the holder, and it ends the output.
     first = next(i for i, line in enumerate(lines) if "lock" in line.lower())
     assert lines[first].strip().startswith(expected), lines[first]
-    assert f"PID {holder.pid}" in lines[first]
+    assert f"PID {holder_pid}" in lines[first]
     assert expected in "\n".join(lines[-3:])
     assert "Traceback" not in run.output

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, run_dbt
+from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, database_held_open, run_dbt
 from customer_segmentation import report
 
 pytestmark = pytest.mark.dbt
@@ -329,34 +329,18 @@ def test_a_killed_build_is_completed_by_the_next_one(subset: Path, tmp_path: Pat
 
 
 def test_a_database_held_by_another_process_gets_a_clear_message(tmp_path: Path) -> None:
-    import sys
 
     from customer_segmentation.lock import lock_problem
 
     database = tmp_path / "held.duckdb"
     assert lock_problem(database) is None  # no file yet: nothing to say
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-            "print('ready', flush=True); time.sleep(60)",
-            str(database),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with database_held_open(database) as holder_pid:
         message = lock_problem(database)
         assert message is not None
         assert message.startswith(f"{database} is open in another process")
-        assert f"PID {holder.pid}" in message
+        assert f"PID {holder_pid}" in message
         # DuckDB's hints (read-only mode, a docs link) do not help a build.
         assert "read-only" not in message and "See also" not in message
-    finally:
-        holder.kill()
-        holder.wait()
     assert lock_problem(database) is None
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import altair as alt
 import pytest
 
-from conftest import DbtRun
+from conftest import DbtRun, database_held_open
 from customer_segmentation import report
 
 SECTIONS = ["data", "features", "choosing_k", "quality", "segments", "movement"]
@@ -81,24 +79,11 @@ def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_database_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
     database = tmp_path / "locked.duckdb"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-            "con.execute('create table t as select 1'); print('ready', flush=True); time.sleep(60)",
-            str(database),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(report.ReportError, match="Another process holds the file"):
-            report.load_marts(database)
-    finally:
-        holder.kill()
-        holder.wait()
+    with (
+        database_held_open(database),
+        pytest.raises(report.ReportError, match="Another process holds the file"),
+    ):
+        report.load_marts(database)
     time.sleep(0.1)
 
 
