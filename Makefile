@@ -36,8 +36,8 @@ test: $(STAMP) lint
 
 ## test-fast: the inner loop: ruff and the package unit tests, no dbt build (about a minute)
 test-fast: $(STAMP)
-	$(BIN)/ruff check python tests
-	$(BIN)/ruff format --check python tests
+	$(BIN)/ruff check python tests bench
+	$(BIN)/ruff format --check python tests bench
 	$(BIN)/pytest -m "not dbt and not spark"
 
 ## test-spark: install dbt-spark and pyspark (not part of build/test), then build the SQL models
@@ -53,8 +53,8 @@ $(SPARK_STAMP): $(STAMP) requirements-spark.txt
 ## lint: sqlfluff (dbt templater, duckdb dialect) over models/ and analyses/, ruff over python/ and
 ## tests/. sqlfluff compiles the project, which loads the source: point it at an in-memory database.
 lint: $(STAMP)
-	$(BIN)/ruff check python tests
-	$(BIN)/ruff format --check python tests
+	$(BIN)/ruff check python tests bench
+	$(BIN)/ruff format --check python tests bench
 	DBT_DUCKDB_PATH=:memory: $(BIN)/sqlfluff lint models analyses
 
 ## docs: write the static dbt docs site to target/ (open target/static_index.html)
@@ -65,7 +65,7 @@ docs: $(STAMP)
 ## SIZES="20000 200000" to choose; results in bench/results/
 SIZES ?= 20000 200000 2000000
 bench: $(STAMP)
-	PYTHONPATH=python $(BIN)/python -m customer_segmentation.bench --sizes $(SIZES)
+	PYTHONPATH=python:. $(BIN)/python -m bench.run --sizes $(SIZES)
 
 clean:
 	rm -rf target logs $(VENV)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 
-from customer_segmentation.bench import SizeResult, markdown, measure, targets
+from bench.run import SizeResult, markdown, measure, targets
 
 
 def fake(customers: int, project_wall: float, best_wall: float) -> SizeResult:

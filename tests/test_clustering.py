@@ -10,19 +10,17 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from customer_segmentation.clustering import (
+from customer_segmentation.ml.kmeans import (
     ClusteringError,
-    bootstrap_samples,
     cluster_order,
-    cut_linkage,
     fit_kmeans,
     fit_kmeans_sweep,
-    fit_ward,
-    kmeans_stability,
-    map_single_threaded,
     nearest_centroid,
-    weighted_ward_linkage,
 )
+from customer_segmentation.ml.parallel import map_single_threaded
+from customer_segmentation.ml.sampling import bootstrap_samples
+from customer_segmentation.ml.stability import kmeans_stability
+from customer_segmentation.ml.ward import cut_linkage, fit_ward, weighted_ward_linkage
 from helpers import blobs
 
 
@@ -179,7 +177,7 @@ def test_too_few_distinct_customers_is_a_clear_error() -> None:
 def test_silhouettes_do_not_depend_on_label_names() -> None:
     from sklearn.metrics import silhouette_samples
 
-    from customer_segmentation.clustering import silhouette_values
+    from customer_segmentation.ml.metrics import silhouette_values
 
     points, truth = blobs(n_per_cluster=30)
     renamed = np.array([7, 3, 9, 1])[truth]
@@ -190,8 +188,8 @@ def test_silhouettes_do_not_depend_on_label_names() -> None:
 def test_silhouettes_of_many_labelings_equal_sklearn(monkeypatch: pytest.MonkeyPatch) -> None:
     from sklearn.metrics import silhouette_samples
 
-    from customer_segmentation import clustering
-    from customer_segmentation.clustering import silhouettes
+    from customer_segmentation.ml import metrics
+    from customer_segmentation.ml.metrics import silhouettes
 
     points, truth = blobs(n_per_cluster=40)
     # Repeated rows, a customer alone in its cluster and labels with gaps: the edge cases of
@@ -202,7 +200,7 @@ def test_silhouettes_of_many_labelings_equal_sklearn(monkeypatch: pytest.MonkeyP
     alone[0] = 9
     labelings = [truth, alone, np.arange(len(points)) % 2, np.where(truth == 1, 5, truth)]
     # 16 distance rows per chunk: several chunks, the last one shorter.
-    monkeypatch.setattr(clustering, "_CHUNK_BYTES", 8 * len(points) * 16)
+    monkeypatch.setattr(metrics, "CHUNK_BYTES", 8 * len(points) * 16)
     for values, labels in zip(silhouettes(points, labelings), labelings, strict=True):
         assert np.allclose(values, silhouette_samples(points, labels), rtol=0, atol=1e-9)
     assert silhouettes(points, labelings)[1][0] == 0.0
@@ -211,7 +209,7 @@ def test_silhouettes_of_many_labelings_equal_sklearn(monkeypatch: pytest.MonkeyP
 def test_partition_scores_equal_sklearn() -> None:
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
-    from customer_segmentation.clustering import partition_metrics
+    from customer_segmentation.ml.metrics import partition_metrics
 
     points, truth = blobs(n_per_cluster=50)
     rng = np.random.default_rng(3)
@@ -221,9 +219,8 @@ def test_partition_scores_equal_sklearn() -> None:
         rng.integers(0, 5, len(points)),  # overlapping clusters
         (points[:, 0] > np.median(points[:, 0])).astype(int),
     ]
-    sample = np.arange(0, len(points), 2)
     for labels in labelings:
-        metrics = partition_metrics(points, labels, sample)
+        metrics = partition_metrics(points, labels)
         assert metrics["calinski_harabasz"] == pytest.approx(
             calinski_harabasz_score(points, labels), rel=1e-9
         )
@@ -238,7 +235,7 @@ def test_partition_scores_equal_sklearn() -> None:
     # sklearn's convention where every cluster is one repeated point: Davies-Bouldin 0.
     repeated = np.repeat(np.array([[0.0, 0.0], [3.0, 4.0]]), 5, axis=0)
     two = np.repeat([0, 1], 5)
-    assert partition_metrics(repeated, two, np.arange(10))["davies_bouldin"] == 0.0
+    assert partition_metrics(repeated, two)["davies_bouldin"] == 0.0
     assert davies_bouldin_score(repeated, two) == 0.0
     with pytest.raises(ClusteringError, match="1 cluster"):
-        partition_metrics(points, np.zeros(len(points), dtype=int), sample)
+        partition_metrics(points, np.zeros(len(points), dtype=int))

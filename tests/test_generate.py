@@ -5,9 +5,9 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from bench.generate import GROUP_NAMES, generate, main
 
 from conftest import ONLINE_RETAIL_COLUMNS
-from customer_segmentation.generate import GROUP_NAMES, generate, main
 from customer_segmentation.ingest import read_transactions
 
 
@@ -84,7 +84,7 @@ def test_chunks_do_not_change_the_customers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Written in chunks for bounded memory; chunk boundaries must not lose or repeat customers.
-    import customer_segmentation.generate as module
+    import bench.generate as module
 
     monkeypatch.setattr(module, "CHUNK_CUSTOMERS", 170)
     _, groups = generate(1_000, seed=5, out_dir=tmp_path, progress=False)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ONLINE_RETAIL_COLUMNS, DbtRun, run_dbt
-from customer_segmentation import report
+from customer_segmentation.report import page as report
 
 pytestmark = pytest.mark.dbt
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ONLINE_RETAIL_COLUMNS
-from customer_segmentation.ingest import (
+from customer_segmentation.ingest.read import (
     CANONICAL_COLUMNS,
     ROW_NUMBER_COLUMN,
     RawFileError,
@@ -163,7 +163,7 @@ def test_fractional_quantities_are_refused(tmp_path: Path) -> None:
 
 
 def test_typed_integer_columns_are_not_rescanned(tmp_path: Path, monkeypatch) -> None:
-    import customer_segmentation.ingest as ingest
+    import customer_segmentation.ingest.read as ingest
 
     checked: list[str] = []
     original = ingest._first_bad_value

@@ -103,12 +103,12 @@ def test_a_model_error_is_the_first_line_and_the_summary(small: Path, tmp_path: 
     assert [line for line in text if line] == [
         "Runtime Error in model scaler_parameters (models/ml/scaler_parameters.py)",
         "Python model failed:",
-        f"customer_segmentation.pipeline.ModelError: scaler_parameters: {message}",
+        f"customer_segmentation.models.boundary.ModelError: scaler_parameters: {message}",
     ]
 
 
 def test_a_bug_in_a_model_keeps_its_traceback() -> None:
-    from customer_segmentation.pipeline import ModelError, clear_errors
+    from customer_segmentation.models import ModelError, clear_errors
 
     @clear_errors
     def buggy() -> None:
@@ -129,7 +129,7 @@ def test_a_bug_in_a_model_keeps_its_traceback() -> None:
 
 def test_an_expected_error_is_one_line_for_dbt() -> None:
     from customer_segmentation.config import ConfigError
-    from customer_segmentation.pipeline import ModelError, clear_errors
+    from customer_segmentation.models import ModelError, clear_errors
 
     @clear_errors
     def scaler_parameters() -> None:
@@ -138,14 +138,14 @@ def test_an_expected_error_is_one_line_for_dbt() -> None:
     with pytest.raises(ModelError) as caught:
         scaler_parameters()
     assert traceback.format_exception(caught.value) == [
-        "customer_segmentation.pipeline.ModelError: "
+        "customer_segmentation.models.boundary.ModelError: "
         "scaler_parameters: var k_max: expected a whole number >= 2, got 1\n"
     ]
 
 
 def test_a_text_clustering_feature_is_named() -> None:
     from customer_segmentation.config import ConfigError
-    from customer_segmentation.pipeline import read_matrix
+    from customer_segmentation.models import read_matrix
 
     con = duckdb.connect()
     features = pa.table({"customer_id": [1, 2], "recency_days": [3, 4], "country": ["A", "B"]})

@@ -7,8 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from customer_segmentation import pipeline
-from customer_segmentation.scaling import apply_scaling, parameters_from_table
+from customer_segmentation import models as pipeline
+from customer_segmentation.ml.scaling import apply_scaling
+from customer_segmentation.models.tables import parameters_from_table
 from helpers import DEFAULT_SETTINGS, blobs
 
 FEATURES = DEFAULT_SETTINGS["clustering_features"]
@@ -42,29 +43,44 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
     )
     for name, table in [*outputs.items(), ("customer_features_scaled", scaled)]:
         con.register(name, table)
-    outputs["cluster_model_selection"] = pipeline.cluster_model_selection(
-        con.table("customer_features_scaled"), DEFAULT_SETTINGS
+
+    def run(name: str, *inputs: str) -> None:
+        function = getattr(pipeline, name)
+        outputs[name] = function(*[con.table(i) for i in inputs], DEFAULT_SETTINGS)
+        con.register(name, outputs[name])
+
+    run("kmeans_candidates", "customer_features_scaled")
+    run("hierarchy_leaves", "customer_features_scaled")
+    run("hierarchy_linkage", "customer_features_scaled", "hierarchy_leaves")
+    ward = ("hierarchy_leaves", "hierarchy_linkage")
+    run("candidate_silhouettes", "customer_features_scaled", "kmeans_candidates", *ward)
+    run(
+        "cluster_model_selection",
+        "customer_features_scaled",
+        "kmeans_candidates",
+        *ward,
+        "candidate_silhouettes",
     )
-    con.register("cluster_model_selection", outputs["cluster_model_selection"])
-    outputs["cluster_centroids"] = pipeline.cluster_centroids(
-        con.table("customer_features_scaled"),
-        con.table("cluster_model_selection"),
-        con.table("scaler_parameters"),
-        DEFAULT_SETTINGS,
+    run(
+        "cluster_centroids",
+        "customer_features_scaled",
+        "kmeans_candidates",
+        "cluster_model_selection",
+        "scaler_parameters",
     )
-    con.register("cluster_centroids", outputs["cluster_centroids"])
-    outputs["customer_clusters"] = pipeline.customer_clusters(
-        con.table("customer_features_scaled"),
-        con.table("cluster_centroids"),
-        con.table("cluster_model_selection"),
-        DEFAULT_SETTINGS,
+    run(
+        "customer_clusters",
+        "customer_features_scaled",
+        "cluster_centroids",
+        "cluster_model_selection",
+        *ward,
     )
-    con.register("customer_clusters", outputs["customer_clusters"])
-    outputs["hierarchy_linkage"] = pipeline.hierarchy_linkage(
-        con.table("customer_features_scaled"), DEFAULT_SETTINGS
-    )
-    outputs["customer_silhouettes"] = pipeline.customer_silhouettes(
-        con.table("customer_features_scaled"), con.table("customer_clusters"), DEFAULT_SETTINGS
+    run(
+        "customer_silhouettes",
+        "customer_features_scaled",
+        "candidate_silhouettes",
+        "customer_clusters",
+        "cluster_model_selection",
     )
     return outputs
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conftest import DBT, PROJECT_ROOT
-from customer_segmentation.clustering import cluster_order
-from customer_segmentation.scaling import apply_scaling, fit_scaler, invert_scaling
+from customer_segmentation.ml.kmeans import cluster_order
+from customer_segmentation.ml.scaling import apply_scaling, fit_scaler, invert_scaling
 
 FEATURES = ["a", "b", "c"]
 finite = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, database_held_open, run_dbt
-from customer_segmentation import report
+from customer_segmentation.report import page as report
 
 pytestmark = pytest.mark.dbt
 

@@ -9,7 +9,7 @@ import altair as alt
 import pytest
 
 from conftest import DbtRun, database_held_open
-from customer_segmentation import report
+from customer_segmentation.report import page as report
 
 SECTIONS = ["data", "features", "choosing_k", "quality", "segments", "movement"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -99,7 +99,7 @@ def test_a_database_without_the_marts_is_a_clear_error(tmp_path: Path) -> None:
 def test_scatter_says_how_many_customers_the_sample_shows() -> None:
     import pandas as pd
 
-    from customer_segmentation import charts
+    from customer_segmentation.report import charts
 
     sample = pd.DataFrame(
         {

@@ -3,14 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from customer_segmentation.scaling import (
+from customer_segmentation.ml.scaling import (
     ScalingError,
     apply_scaling,
     fit_scaler,
     invert_scaling,
-    parameters_from_table,
-    parameters_table,
 )
+from customer_segmentation.models.tables import parameters_from_table, parameters_table
 
 FEATURES = ["recency_days", "monetary", "return_rate"]
 

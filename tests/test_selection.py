@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from customer_segmentation.clustering import ClusteringError
 from customer_segmentation.config import parse_config
-from customer_segmentation.selection import choose_k, knee, model_selection
+from customer_segmentation.ml.kmeans import ClusteringError
+from customer_segmentation.ml.selection import choose_k, knee, model_selection
 from helpers import DEFAULT_SETTINGS, blobs
 
 
@@ -60,3 +60,33 @@ def test_unstable_knee_falls_back_to_mean_rank_among_stable_k() -> None:
 def test_no_stable_k_takes_the_most_stable() -> None:
     choice = choose_k([2, 3], [0.1, 0.2], [1.0, 2.0], [2.0, 1.0], [0.3, 0.4], None, 0.75)
     assert (choice.k, choice.rule) == (3, "most_stable")
+
+
+def test_selection_silhouettes_equal_sklearn_on_the_evaluation_sample() -> None:
+    """The mean silhouette per candidate is sklearn's silhouette_score on the sample's labels."""
+    from sklearn.metrics import silhouette_score
+
+    from customer_segmentation.ml.kmeans import nearest_centroid
+    from customer_segmentation.ml.selection import (
+        candidate_labelings,
+        candidate_silhouettes,
+        evaluation_sample,
+        fit_candidates,
+    )
+    from customer_segmentation.ml.ward import fit_ward
+
+    points, _ = blobs(n_per_cluster=80)
+    config = parse_config({**DEFAULT_SETTINGS, "silhouette_sample_size": 150, "k_max": 5})
+    candidates = fit_candidates(points, [2, 3, 4, 5], config)
+    tree = fit_ward(points, 10_000, 100, 0)
+    labelings = candidate_labelings(points, candidates, tree, config)
+    evaluation = evaluation_sample(len(points), config)
+    assert len(evaluation) == 150
+    values = candidate_silhouettes(points, labelings, evaluation)
+    assert set(values) == {(a, k) for a in ("kmeans", "hierarchical") for k in (2, 3, 4, 5)}
+    for key, labels in labelings.items():
+        expected = silhouette_score(points[evaluation], labels[evaluation])
+        assert values[key].mean() == pytest.approx(expected, abs=1e-12), key
+    # k-means labels are the nearest centre, as customer_clusters assigns them.
+    k4 = nearest_centroid(points, candidates[4].centers)[0] + 1
+    assert np.array_equal(labelings["kmeans", 4], k4)

@@ -1,7 +1,12 @@
-from customer_segmentation import pipeline
+from customer_segmentation import models
 
 
 def model(dbt, session):
-    return pipeline.cluster_model_selection(
-        dbt.ref("customer_features_scaled"), dbt.config.get("clustering")
+    return models.cluster_model_selection(
+        dbt.ref("customer_features_scaled"),
+        dbt.ref("kmeans_candidates"),
+        dbt.ref("hierarchy_leaves"),
+        dbt.ref("hierarchy_linkage"),
+        dbt.ref("candidate_silhouettes"),
+        dbt.config.get("clustering"),
     )

@@ -1,10 +1,12 @@
-from customer_segmentation import pipeline
+from customer_segmentation import models
 
 
 def model(dbt, session):
-    return pipeline.customer_clusters(
+    return models.customer_clusters(
         dbt.ref("customer_features_scaled"),
         dbt.ref("cluster_centroids"),
         dbt.ref("cluster_model_selection"),
+        dbt.ref("hierarchy_leaves"),
+        dbt.ref("hierarchy_linkage"),
         dbt.config.get("clustering"),
     )

@@ -1,9 +1,11 @@
-from customer_segmentation import pipeline
+from customer_segmentation import models
 
 
 def model(dbt, session):
-    return pipeline.customer_silhouettes(
+    return models.customer_silhouettes(
         dbt.ref("customer_features_scaled"),
+        dbt.ref("candidate_silhouettes"),
         dbt.ref("customer_clusters"),
+        dbt.ref("cluster_model_selection"),
         dbt.config.get("clustering"),
     )

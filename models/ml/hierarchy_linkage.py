@@ -1,7 +1,9 @@
-from customer_segmentation import pipeline
+from customer_segmentation import models
 
 
 def model(dbt, session):
-    return pipeline.hierarchy_linkage(
-        dbt.ref("customer_features_scaled"), dbt.config.get("clustering")
+    return models.hierarchy_linkage(
+        dbt.ref("customer_features_scaled"),
+        dbt.ref("hierarchy_leaves"),
+        dbt.config.get("clustering"),
     )

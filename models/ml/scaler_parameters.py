@@ -1,5 +1,5 @@
-from customer_segmentation import pipeline
+from customer_segmentation import models
 
 
 def model(dbt, session):
-    return pipeline.scaler_parameters(dbt.ref("customer_features"), dbt.config.get("clustering"))
+    return models.scaler_parameters(dbt.ref("customer_features"), dbt.config.get("clustering"))

@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from customer_segmentation.errors import SegmentationError
+
 Scaler = Literal["standard", "robust"]
 
 
-class ConfigError(ValueError):
+class ConfigError(SegmentationError, ValueError):
     """A clustering var has a value the pipeline cannot use."""
 
 

@@ -17,8 +17,10 @@ from typing import Any
 
 import duckdb
 
+from customer_segmentation.errors import SegmentationError
 
-class DatabaseLockedError(RuntimeError):
+
+class DatabaseLockedError(SegmentationError, RuntimeError):
     """Another process holds the database file (a RuntimeError: dbt reports it as such)."""
 
 

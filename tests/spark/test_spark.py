@@ -20,8 +20,13 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from conftest import PROJECT_ROOT, DbtRun
-from customer_segmentation import pipeline, spark_backend
-from customer_segmentation.scaling import fit_scaler
+from customer_segmentation import models
+from customer_segmentation.config import parse_config
+from customer_segmentation.ml.scaling import fit_scaler
+from customer_segmentation.models.boundary import is_spark_dataframe
+from customer_segmentation.spark import backend as spark_backend
+from customer_segmentation.spark import models as spark_models
+from customer_segmentation.spark import session as spark_session
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is installed by make test-spark")
 
@@ -63,7 +68,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     home = tmp_path_factory.mktemp("spark")
     previous = os.environ.get("DBT_SPARK_HOME")
     os.environ["DBT_SPARK_HOME"] = str(home)
-    session = spark_backend.spark_session()
+    session = spark_session.spark_session()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -77,10 +82,12 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def spark_build(spark: object, tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
     """The whole Spark path on the bundled data; returns the rows of each ml table."""
     workdir = tmp_path_factory.mktemp("spark_dbt")
-    lines = spark_backend.load_raw_transactions(spark, PROJECT_ROOT / "data/online_retail.parquet")
+    lines = spark_session.load_raw_transactions(spark, PROJECT_ROOT / "data/online_retail.parquet")
     assert lines == 541_909
     run_dbt_in_process(["build", "--selector", "spark_sql"], workdir)
-    written = spark_backend.run_ml_stage(spark, SCHEMA, spark_backend.project_clustering_settings())
+    written = spark_models.run_ml_stage(
+        spark, SCHEMA, parse_config(spark_session.project_clustering_settings())
+    )
     run_dbt_in_process(["build", "--selector", "spark_after_ml"], workdir)
     return written
 
@@ -121,8 +128,8 @@ def test_customer_features_identical_on_both_engines(
 
 
 def test_spark_scaler_equals_numpy(spark: object, spark_build: dict[str, int]) -> None:
-    settings = spark_backend.project_clustering_settings()
-    config = pipeline.parse_config(settings)
+    settings = spark_session.project_clustering_settings()
+    config = parse_config(settings)
     features = spark.table(f"{SCHEMA}.customer_features")  # type: ignore[attr-defined]
     args = (
         config.clustering_features,
@@ -201,15 +208,20 @@ def test_segment_marts_built_on_spark(
 
 
 def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> None:
-    settings = spark_backend.project_clustering_settings(
+    settings = spark_session.project_clustering_settings(
         {"exact_ward_max_customers": 500, "ward_micro_clusters": 200}
     )
     scaled = spark.table(f"{SCHEMA}.customer_features_scaled")  # type: ignore[attr-defined]
-    linkage = pipeline.hierarchy_linkage(scaled, settings).toArrow()
+    # Through the dbt models' entry points, as on Databricks: the Spark twins answer.
+    linkage = models.hierarchy_linkage(scaled, None, settings).toArrow()
+    leaves = models.hierarchy_leaves(scaled, settings).toArrow()
+    assert leaves.num_rows == 4_334
+    assert set(leaves["method"].to_pylist()) == {"micro_clusters"}
+    assert max(leaves["leaf_id"].to_pylist()) < linkage["n_leaves"][0].as_py()
     assert set(linkage["method"].to_pylist()) == {"micro_clusters"}
     assert linkage.num_rows == linkage["n_leaves"][0].as_py() - 1
     assert linkage["n_customers"].to_pylist()[-1] == 4_334
-    features = pipeline.parse_config(settings).clustering_features
+    features = parse_config(settings).clustering_features
     tree = spark_backend.fit_ward_spark(scaled, features, 500, 200, 42)
     labels = tree.labels(scaled, features, 4)
     counts = labels.groupBy("_ward").count().toArrow()
@@ -218,5 +230,5 @@ def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> 
 
 
 def test_spark_frames_are_recognised(spark: object) -> None:
-    assert spark_backend.is_spark_dataframe(spark.range(1))  # type: ignore[attr-defined]
-    assert not spark_backend.is_spark_dataframe(pa.table({"a": [1]}))
+    assert is_spark_dataframe(spark.range(1))  # type: ignore[attr-defined]
+    assert not is_spark_dataframe(pa.table({"a": [1]}))

@@ -15,7 +15,7 @@ The rule (``choose_k``), in order:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,19 +23,21 @@ import sklearn
 from kneed import KneeLocator
 from scipy.stats import rankdata
 
-from customer_segmentation.clustering import (
-    ClusteringError,
-    bootstrap_samples,
-    fit_kmeans_sweep,
-    fit_ward,
-    kmeans_stability,
-    partition_metrics,
-    sample_rows,
-    silhouettes,
-    ward_stability,
-)
 from customer_segmentation.config import ClusteringConfig
+from customer_segmentation.ml.kmeans import (
+    ClusteringError,
+    cluster_order,
+    fit_kmeans_sweep,
+    nearest_centroid,
+)
+from customer_segmentation.ml.metrics import can_score_silhouette, partition_metrics, silhouettes
+from customer_segmentation.ml.sampling import bootstrap_samples, sample_rows
+from customer_segmentation.ml.stability import kmeans_stability, ward_stability
+from customer_segmentation.ml.ward import WardTree, fit_ward, numbered_cuts
 from customer_segmentation.timing import stage
+
+ALGORITHMS = ("kmeans", "hierarchical")
+Labelings = Mapping[tuple[str, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -121,43 +123,90 @@ def evaluated_range(config: ClusteringConfig, n_customers: int) -> list[int]:
     return list(range(config.k_min, min(config.k_max, n_customers - 1) + 1))
 
 
-def model_selection(
-    matrix: np.ndarray, config: ClusteringConfig, model_name: str = "cluster_model_selection"
-) -> tuple[list[dict[str, object]], Choice]:
-    """Metrics for every (algorithm, k) and the chosen k.
+@dataclass(frozen=True)
+class Candidate:
+    """The k-means fit at one k: centres numbered by ``cluster_order`` (row i is cluster i + 1)."""
 
-    Returns:
-        One dict per row of ``cluster_model_selection`` and the choice.
+    k: int
+    centers: np.ndarray
+    inertia: float
 
+
+def fit_candidates(
+    matrix: np.ndarray, ks: Sequence[int], config: ClusteringConfig
+) -> dict[int, Candidate]:
+    """k-means at every evaluated k (several at once), centres in cluster-id order."""
+    fits = fit_kmeans_sweep(matrix, ks, config.random_state, config.kmeans_n_init)
+    candidates = {}
+    for k, fit in fits.items():
+        new_ids = cluster_order(fit.centers, config.order_feature_index)
+        candidates[k] = Candidate(k, fit.centers[np.argsort(new_ids)], fit.inertia)
+    return candidates
+
+
+def evaluation_sample(n_customers: int, config: ClusteringConfig) -> np.ndarray:
+    """The fixed, seeded rows on which silhouettes and stability are compared."""
+    return sample_rows(n_customers, config.silhouette_sample_size, config.random_state)
+
+
+def candidate_labelings(
+    matrix: np.ndarray,
+    candidates: Mapping[int, Candidate],
+    tree: WardTree,
+    config: ClusteringConfig,
+) -> dict[tuple[str, int], np.ndarray]:
+    """The 1-based cluster of every row for each (algorithm, k).
+
+    k-means: the nearest centre, as ``customer_clusters`` assigns; Ward: the tree's cut,
+    numbered like k-means clusters (``ward.numbered_cuts``).
     """
-    ks = evaluated_range(config, len(matrix))
-    evaluation = sample_rows(len(matrix), config.silhouette_sample_size, config.random_state)
+    ks = sorted(candidates)
+    labelings = {("kmeans", k): nearest_centroid(matrix, candidates[k].centers)[0] + 1 for k in ks}
+    for k, ids in numbered_cuts(matrix, tree, ks, config.order_feature_index).items():
+        labelings["hierarchical", k] = ids
+    return labelings
+
+
+def candidate_silhouettes(
+    matrix: np.ndarray, labelings: Labelings, evaluation: np.ndarray
+) -> dict[tuple[str, int], np.ndarray]:
+    """Per-row silhouettes on the evaluation rows, for every labeling that has one.
+
+    All labelings at once, sharing the pairwise distances of the evaluation rows. A labeling
+    with fewer than 2 clusters among those rows (or one per row) has none and is left out.
+    """
+    scored = {key: labels[evaluation] for key, labels in labelings.items()}
+    scored = {key: labels for key, labels in scored.items() if can_score_silhouette(labels)}
+    values = silhouettes(matrix[evaluation], list(scored.values()))
+    return dict(zip(scored, values, strict=True))
+
+
+def selection_rows(
+    matrix: np.ndarray,
+    candidates: Mapping[int, Candidate],
+    tree: WardTree,
+    labelings: Labelings,
+    mean_silhouettes: Mapping[tuple[str, int], float],
+    config: ClusteringConfig,
+    model_name: str = "cluster_model_selection",
+) -> tuple[list[dict[str, object]], Choice]:
+    """The rows of ``cluster_model_selection`` and the choice of k.
+
+    From the candidates and the Ward tree (fitted once, upstream) this adds the scores on all
+    rows, the bootstrap stability of each k and the knee, then applies ``choose_k``.
+    """
+    ks = sorted(candidates)
+    evaluation = evaluation_sample(len(matrix), config)
     bootstraps = bootstrap_samples(
         len(matrix), config.stability_sample_size, config.stability_runs, config.random_state
     )
     metrics: dict[tuple[str, int], dict[str, float]] = {}
-    # The Ward tree first: hierarchy_linkage, which dbt runs beside this model, fits the same
-    # tree (memoised), so one of the two fits it while the other waits, instead of the fit
-    # competing with the k-means sweep for the cores.
-    with stage(model_name, "Ward tree and cuts"):
-        tree = fit_ward(
-            matrix,
-            config.exact_ward_max_customers,
-            config.ward_micro_clusters,
-            config.random_state,
-        )
-        cuts = tree.labels_for(ks)
-        silhouettes(matrix[evaluation], [labels[evaluation] for labels in cuts.values()])
-        for k, labels in cuts.items():
-            metrics["hierarchical", k] = partition_metrics(matrix, labels, evaluation)
-    with stage(model_name, f"k-means for k={ks[0]}..{ks[-1]}"):
-        fits = fit_kmeans_sweep(matrix, ks, config.random_state, config.kmeans_n_init)
-        # All silhouettes at once, sharing the pairwise distances; partition_metrics then
-        # finds them in the memo.
-        silhouettes(matrix[evaluation], [fit.labels[evaluation] for fit in fits.values()])
-        for k, fit in fits.items():
-            metrics["kmeans", k] = partition_metrics(matrix, fit.labels, evaluation)
-            metrics["kmeans", k]["inertia"] = fit.inertia
+    with stage(model_name, f"scores for k={ks[0]}..{ks[-1]}"):
+        for key, labels in labelings.items():
+            metrics[key] = partition_metrics(matrix, labels)
+            metrics[key]["silhouette"] = mean_silhouettes.get(key, math.nan)
+        for k in ks:
+            metrics["kmeans", k]["inertia"] = candidates[k].inertia
     with stage(model_name, f"k-means stability ({config.stability_runs} bootstrap refits per k)"):
         stabilities = kmeans_stability(
             matrix, ks, bootstraps, evaluation, config.random_state, config.kmeans_n_init
@@ -179,7 +228,7 @@ def model_selection(
 
     knees = {
         algorithm: knee(ks, [metrics[algorithm, k]["inertia"] for k in ks])
-        for algorithm in ("kmeans", "hierarchical")
+        for algorithm in ALGORITHMS
     }
     kmeans_rows = [metrics["kmeans", k] for k in ks]
     choice = choose_k(
@@ -193,7 +242,7 @@ def model_selection(
         config.n_clusters,
     )
     rows: list[dict[str, object]] = []
-    for algorithm in ("kmeans", "hierarchical"):
+    for algorithm in ALGORITHMS:
         for k in ks:
             m = metrics[algorithm, k]
             rows.append(
@@ -216,3 +265,26 @@ def model_selection(
                 }
             )
     return rows, choice
+
+
+def model_selection(
+    matrix: np.ndarray, config: ClusteringConfig, model_name: str = "cluster_model_selection"
+) -> tuple[list[dict[str, object]], Choice]:
+    """Every step of the choice of k on one matrix, in one call.
+
+    The dbt build runs these steps as separate models that share their results as tables
+    (``kmeans_candidates``, ``hierarchy_leaves``, ``hierarchy_linkage``,
+    ``candidate_silhouettes``); the Spark backend and the tests call this.
+    """
+    ks = evaluated_range(config, len(matrix))
+    with stage(model_name, "Ward tree"):
+        tree = fit_ward(
+            matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
+        )
+    with stage(model_name, f"k-means for k={ks[0]}..{ks[-1]}"):
+        candidates = fit_candidates(matrix, ks, config)
+    labelings = candidate_labelings(matrix, candidates, tree, config)
+    with stage(model_name, "silhouettes"):
+        values = candidate_silhouettes(matrix, labelings, evaluation_sample(len(matrix), config))
+    means = {key: float(v.mean()) for key, v in values.items()}
+    return selection_rows(matrix, candidates, tree, labelings, means, config, model_name)

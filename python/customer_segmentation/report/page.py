@@ -20,7 +20,8 @@ import altair as alt
 import duckdb
 import pandas as pd
 
-from customer_segmentation import charts
+from customer_segmentation.errors import SegmentationError
+from customer_segmentation.report import charts
 
 CORRELATION_FEATURES = [
     "recency_days",
@@ -85,7 +86,7 @@ MART_QUERIES: dict[str, str] = {
 PROFILE_FEATURES = ["recency_days", "frequency", "monetary", "return_rate"]
 
 
-class ReportError(RuntimeError):
+class ReportError(SegmentationError, RuntimeError):
     """The report cannot be drawn (no database, locked database, missing tables)."""
 
 

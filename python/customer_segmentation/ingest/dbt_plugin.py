@@ -1,6 +1,6 @@
 """dbt-duckdb plugin that loads the raw transactions source through `ingest.read_transactions`.
 
-Configured in profiles.yml (``plugins: [{module: customer_segmentation.dbt_plugin, alias:
+Configured in profiles.yml (``plugins: [{module: customer_segmentation.ingest.dbt_plugin, alias:
 transactions}]``) and used by a source whose meta says ``plugin: transactions`` and
 ``external_location: <path>``. dbt-duckdb writes what `load` returns into a table named after
 the source, so the raw lines are a real, queryable table in the database: for Parquet a
@@ -34,7 +34,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import SourceConfig
 from dbt.adapters.events.logging import AdapterLogger
 
-from customer_segmentation.ingest import RawFileWarning, ReadOptions, read_transactions
+from customer_segmentation.ingest.read import RawFileWarning, ReadOptions, read_transactions
 from customer_segmentation.lock import DatabaseLockedError, lock_problem
 
 logger = AdapterLogger("customer_segmentation")

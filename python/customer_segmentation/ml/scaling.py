@@ -1,21 +1,21 @@
 """Feature scaling: optional log1p, winsorising at quantiles, then standard or robust scaling.
 
-The fitted parameters are stored as a table (``scaler_parameters``) and applied in SQL
-(macro ``scale_features``), so Python fits and SQL scores with the same numbers.
+The fitted parameters are stored as a table (``scaler_parameters``, see ``models.tables``) and
+applied in SQL (macro ``scale_features``), so Python fits and SQL scores with the same numbers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 
 from customer_segmentation.config import Scaler
+from customer_segmentation.errors import SegmentationError
 
 
-class ScalingError(ValueError):
+class ScalingError(SegmentationError, ValueError):
     """A feature cannot be scaled (missing values, out of the transform's domain, no spread)."""
 
 
@@ -190,14 +190,3 @@ def invert_scaling(scaled: np.ndarray, parameters: Sequence[FeatureScaling]) -> 
         transformed = scaled[:, index] * p.scale + p.center
         columns.append(np.expm1(transformed) if p.transform == "log1p" else transformed)
     return np.column_stack(columns)
-
-
-def parameters_table(parameters: Sequence[FeatureScaling]) -> pa.Table:
-    """The parameters as a table, one row per feature."""
-    return pa.Table.from_pylist([asdict(p) for p in parameters])
-
-
-def parameters_from_table(table: pa.Table) -> list[FeatureScaling]:
-    """Read parameters back from the ``scaler_parameters`` table, in feature order."""
-    rows = sorted(table.to_pylist(), key=lambda row: row["feature_order"])
-    return [FeatureScaling(**row) for row in rows]

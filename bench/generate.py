@@ -1,6 +1,6 @@
 """Deterministic synthetic transaction lines in the Online Retail layout, with planted groups.
 
-``python -m customer_segmentation.generate --customers N --seed S --out DIR`` writes
+``python -m bench.generate --customers N --seed S --out DIR`` writes
 ``DIR/transactions.parquet`` (about 40 lines per customer) and ``DIR/planted_groups.parquet``
 (customer_id, planted_group). Customers come from five behavioural groups that differ in order
 frequency, basket size and value, recency, tenure and return rate. The file also holds what

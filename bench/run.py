@@ -9,7 +9,7 @@ the project's build (dbt's run_results and the models' timing lines), and the ad
 index of the clusters against the planted groups at k = 5; writes ``results.json`` and
 ``results.md`` under ``--out`` and checks the targets.
 
-``python -m customer_segmentation.bench --sizes 20000 200000 2000000``
+``python -m bench.run --sizes 20000 200000 2000000``
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_A_MEMORY_LIMIT = 16 * 2**30
 FEATURE_MODELS = (
     "stg_online_retail__transaction_lines",
@@ -164,13 +164,13 @@ def run_reference(which: str, data: Path, work: Path) -> dict[str, object]:
         [
             sys.executable,
             "-m",
-            "customer_segmentation.references",
+            "bench.references",
             which,
             str(data),
             "--out",
             str(out),
         ],
-        {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "python")},
+        {**os.environ, "PYTHONPATH": f"{PROJECT_ROOT / 'python'}{os.pathsep}{PROJECT_ROOT}"},
         REFERENCE_A_MEMORY_LIMIT if which == "notebook" else None,
     )
     result: dict[str, object] = asdict(measured) | {"output": measured.output[-2000:]}
@@ -199,7 +199,7 @@ def bare_scan(data: Path) -> dict[str, object]:
 
 def bench_size(customers: int, seed: int, work_root: Path) -> SizeResult:
     """Generate (or reuse) the data for one size and run everything on it."""
-    from customer_segmentation.generate import generate
+    from bench.generate import generate
 
     work = work_root / str(customers)
     data = work / "transactions.parquet"

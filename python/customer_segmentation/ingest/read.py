@@ -28,6 +28,8 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
+from customer_segmentation.errors import SegmentationError
+
 FileFormat = Literal["parquet", "csv", "xlsx"]
 CustomerIdType = Literal["bigint", "string"]
 
@@ -106,7 +108,7 @@ EXACT_FLOAT_MAX = 2**24
 BATCH_ROWS = 1_000_000
 
 
-class RawFileError(ValueError):
+class RawFileError(SegmentationError, ValueError):
     """The raw transactions file cannot be read as transaction lines."""
 
 

@@ -10,13 +10,14 @@ rules, scale them the same way and cluster for k = 2..10.
   over the Parquet file; k-means for every k with a sampled silhouette; scalable Ward on
   mini-batch micro-clusters.
 
-``python -m customer_segmentation.references {notebook,best} DATA --out RESULT.json`` writes
+``python -m bench.references {notebook,best} DATA --out RESULT.json`` writes
 its stage times and the k = 5 labels' customer ids for the adjusted Rand index.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -24,7 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
-NON_PRODUCT = ("POST", "DOT", "C2", "M", "D", "S", "B", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS")
+SEED = Path(__file__).resolve().parents[1] / "seeds" / "non_product_stock_codes.csv"
+
+
+def exact_non_product_codes(seed: Path = SEED) -> tuple[str, ...]:
+    """The project's exact-match non-product stock codes, read from its seed (one list)."""
+    with seed.open(newline="", encoding="utf-8") as file:
+        return tuple(
+            row["stock_code"] for row in csv.DictReader(file) if row["match_type"] == "exact"
+        )
+
+
+NON_PRODUCT = exact_non_product_codes()
 LOG_FEATURES = (0, 1, 2, 4, 5)  # recency, frequency, monetary, aov, distinct products
 FEATURES = [
     "recency_days",

@@ -1,0 +1,7 @@
+from customer_segmentation import models
+
+
+def model(dbt, session):
+    return models.kmeans_candidates(
+        dbt.ref("customer_features_scaled"), dbt.config.get("clustering")
+    )

@@ -1,0 +1,285 @@
+"""What each dbt Python model in models/ml does, as functions of DuckDB relations.
+
+A dbt Python model only calls one of these with ``dbt.ref(...)`` relations and the
+``clustering`` config; the work is in ``customer_segmentation.ml``. What one model computes and
+another needs is a table between them, so the DAG dbt shows is what depends on what:
+
+    customer_features_scaled -> kmeans_candidates ------------------+
+                             -> hierarchy_leaves -> hierarchy_linkage +-> candidate_silhouettes
+                                                                      +-> cluster_model_selection
+    cluster_model_selection + kmeans_candidates -> cluster_centroids -> customer_clusters
+    candidate_silhouettes + customer_clusters -> customer_silhouettes
+
+Inputs are read as Arrow, ordered by customer id, because DuckDB's group-by order varies and
+the labels would vary with it. When ``dbt.ref(...)`` is a Spark DataFrame (dbt on Databricks),
+``boundary.dbt_model`` hands each call to its twin in ``customer_segmentation.spark.models``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from customer_segmentation.config import ClusteringConfig
+from customer_segmentation.ml.kmeans import nearest_centroid
+from customer_segmentation.ml.projection import pca_coordinates
+from customer_segmentation.ml.scaling import (
+    fit_scaler,
+    invert_scaling,
+)
+from customer_segmentation.ml.selection import (
+    candidate_labelings,
+    evaluated_range,
+    evaluation_sample,
+    fit_candidates,
+    selection_rows,
+)
+from customer_segmentation.ml.selection import (
+    candidate_silhouettes as silhouettes_of_candidates,
+)
+from customer_segmentation.ml.ward import numbered_cuts, ward_leaves, ward_tree
+from customer_segmentation.models.boundary import (
+    ModelError,
+    Relation,
+    clear_errors,
+    dbt_model,
+    read_matrix,
+    read_ordered,
+    selected_k,
+)
+from customer_segmentation.models.tables import (
+    candidates_from_table,
+    candidates_table,
+    centroid_matrix,
+    centroid_table,
+    leaves_table,
+    linkage_table,
+    mean_by_candidate,
+    parameters_from_table,
+    parameters_table,
+    silhouettes_table,
+    ward_tree_from_tables,
+)
+from customer_segmentation.timing import stage
+
+__all__ = [
+    "ModelError",
+    "candidate_silhouettes",
+    "clear_errors",
+    "cluster_centroids",
+    "cluster_model_selection",
+    "customer_clusters",
+    "customer_silhouettes",
+    "hierarchy_leaves",
+    "hierarchy_linkage",
+    "kmeans_candidates",
+    "scaler_parameters",
+]
+
+
+@dbt_model
+def scaler_parameters(features: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model scaler_parameters: fit the scaling on customer_features."""
+    with stage("scaler_parameters", "fit scaling"):
+        _, matrix = read_matrix(features, config.clustering_features)
+        evaluated_range(config, len(matrix))  # too few customers: say so before anything else
+        fitted = fit_scaler(
+            matrix,
+            config.clustering_features,
+            config.log_transformed_features,
+            config.winsorize_quantiles,
+            config.scaler,
+        )
+    for unused in (p for p in fitted if not p.is_used):
+        print(f"[scaler_parameters] WARNING: {unused.unused_reason}: left out of the clustering",
+              flush=True)  # fmt: skip
+        if unused.feature == config.cluster_order_feature:
+            print(
+                f"[scaler_parameters] WARNING: cluster_order_feature {unused.feature} has no "
+                "spread: cluster ids no longer follow it (set cluster_order_feature to a used "
+                "feature)",
+                flush=True,
+            )
+    return parameters_table(fitted)
+
+
+@dbt_model
+def kmeans_candidates(scaled: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model kmeans_candidates: k-means at every k the selection evaluates."""
+    _, matrix = read_matrix(scaled, config.clustering_features)
+    ks = evaluated_range(config, len(matrix))
+    with stage("kmeans_candidates", f"k-means for k={ks[0]}..{ks[-1]}"):
+        candidates = fit_candidates(matrix, ks, config)
+        sizes = {
+            k: np.bincount(nearest_centroid(matrix, c.centers)[0], minlength=k)
+            for k, c in candidates.items()
+        }
+    return candidates_table(candidates, sizes, config.clustering_features)
+
+
+@dbt_model
+def hierarchy_leaves(scaled: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model hierarchy_leaves: the Ward leaf of every customer (itself, or its micro-cluster)."""
+    ids, matrix = read_matrix(scaled, config.clustering_features)
+    with stage("hierarchy_leaves", "Ward leaves"):
+        leaf_of_row, method = ward_leaves(
+            matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
+        )
+    return leaves_table(ids, leaf_of_row, method)
+
+
+@dbt_model
+def hierarchy_linkage(scaled: Relation, leaves: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model hierarchy_linkage: the Ward merges of the leaves, enough to draw a dendrogram."""
+    ids, matrix = read_matrix(scaled, config.clustering_features)
+    leaf_table = read_ordered(leaves, "customer_id", ids, "hierarchy_leaves")
+    with stage("hierarchy_linkage", "Ward tree"):
+        tree = ward_tree(
+            matrix, leaf_table["leaf_id"].to_numpy(), str(leaf_table["method"][0].as_py())
+        )
+    return linkage_table(tree)
+
+
+def _labelings(
+    matrix: np.ndarray,
+    ids: np.ndarray,
+    candidates: Relation,
+    leaves: Relation,
+    linkage: Relation,
+    config: ClusteringConfig,
+) -> tuple[dict, dict[tuple[str, int], np.ndarray], object]:
+    """The candidates, every candidate's labels, and the Ward tree, read from their tables."""
+    fits = candidates_from_table(candidates.to_arrow_table(), config.clustering_features)
+    tree = ward_tree_from_tables(
+        read_ordered(leaves, "customer_id", ids, "hierarchy_leaves"),
+        linkage.order("merge_order").to_arrow_table(),
+    )
+    return fits, candidate_labelings(matrix, fits, tree, config), tree
+
+
+@dbt_model
+def candidate_silhouettes(
+    scaled: Relation,
+    candidates: Relation,
+    leaves: Relation,
+    linkage: Relation,
+    config: ClusteringConfig,
+) -> pa.Table:
+    """Model candidate_silhouettes: silhouettes of every candidate on the evaluation sample."""
+    ids, matrix = read_matrix(scaled, config.clustering_features)
+    _, labelings, _ = _labelings(matrix, ids, candidates, leaves, linkage, config)
+    evaluation = evaluation_sample(len(matrix), config)
+    with stage("candidate_silhouettes", f"silhouettes of {len(evaluation)} customers"):
+        values = silhouettes_of_candidates(matrix, labelings, evaluation)
+    return silhouettes_table(ids, evaluation, labelings, values)
+
+
+@dbt_model
+def cluster_model_selection(
+    scaled: Relation,
+    candidates: Relation,
+    leaves: Relation,
+    linkage: Relation,
+    silhouettes: Relation,
+    config: ClusteringConfig,
+) -> pa.Table:
+    """Model cluster_model_selection: metrics for every algorithm and k, and the choice."""
+    ids, matrix = read_matrix(scaled, config.clustering_features)
+    fits, labelings, tree = _labelings(matrix, ids, candidates, leaves, linkage, config)
+    mean_silhouettes = mean_by_candidate(
+        silhouettes.order("algorithm, k, customer_id").to_arrow_table()
+    )
+    rows, _ = selection_rows(matrix, fits, tree, labelings, mean_silhouettes, config)
+    return pa.Table.from_pylist(rows)
+
+
+@dbt_model
+def cluster_centroids(
+    scaled: Relation, candidates: Relation, selection: Relation, scaler: Relation,
+    config: ClusteringConfig,
+) -> pa.Table:  # fmt: skip
+    """Model cluster_centroids: the candidate at the selected k, in scaled and original units."""
+    k = selected_k(selection)
+    fits = candidates_from_table(
+        candidates.filter(f"k = {k}").to_arrow_table(), config.clustering_features
+    )
+    if k not in fits:
+        raise ModelError(f"kmeans_candidates has no fit at the selected k={k}")
+    centers = fits[k].centers
+    _, matrix = read_matrix(scaled, config.clustering_features)
+    parameters = parameters_from_table(scaler.to_arrow_table())
+    original = invert_scaling(centers, parameters)
+    labels, _ = nearest_centroid(matrix, centers)
+    sizes = np.bincount(labels, minlength=k)
+    return centroid_table(centers, original, sizes, config.clustering_features)
+
+
+@dbt_model
+def customer_clusters(
+    scaled: Relation,
+    centroids: Relation,
+    selection: Relation,
+    leaves: Relation,
+    linkage: Relation,
+    config: ClusteringConfig,
+) -> pa.Table:
+    """Model customer_clusters: k-means and Ward cluster, distance and PCA per customer."""
+    k = selected_k(selection)
+    ids, matrix = read_matrix(scaled, config.clustering_features)
+    centers = centroid_matrix(centroids.to_arrow_table(), config.clustering_features)
+    with stage("customer_clusters", "assign to nearest centroid"):
+        labels, distances = nearest_centroid(matrix, centers)
+    with stage("customer_clusters", f"Ward cut at k={k}"):
+        tree = ward_tree_from_tables(
+            read_ordered(leaves, "customer_id", ids, "hierarchy_leaves"),
+            linkage.order("merge_order").to_arrow_table(),
+        )
+        ward_ids = numbered_cuts(matrix, tree, [k], config.order_feature_index)[k]
+    with stage("customer_clusters", "PCA"):
+        coordinates = pca_coordinates(matrix, config.random_state)
+    return pa.table(
+        {
+            "customer_id": ids,
+            "cluster_id": (labels + 1).astype(np.int64),
+            "hierarchical_cluster_id": ward_ids.astype(np.int64),
+            "distance_to_centroid": distances,
+            "pca_1": coordinates[:, 0],
+            "pca_2": coordinates[:, 1],
+        }
+    )
+
+
+@dbt_model
+def customer_silhouettes(
+    scaled: Relation,
+    silhouettes: Relation,
+    clusters: Relation,
+    selection: Relation,
+    config: ClusteringConfig,
+) -> pa.Table:
+    """Model customer_silhouettes: the final clusters' silhouettes, from candidate_silhouettes.
+
+    The final clusters are the k-means candidate at the selected k, so their silhouettes on
+    the evaluation sample were computed once, with every candidate's; each customer's cluster
+    is checked against customer_clusters, and the sample against the evaluation sample of
+    today's customers.
+    """
+    k = selected_k(selection)
+    ids, _ = read_matrix(scaled, [])
+    expected = ids[evaluation_sample(len(ids), config)]
+    table = silhouettes.filter(f"algorithm = 'kmeans' and k = {k}").order("customer_id")
+    table = table.to_arrow_table().select(["customer_id", "cluster_id", "silhouette"])
+    if not np.array_equal(table["customer_id"].to_numpy(), expected):
+        raise ModelError(
+            "candidate_silhouettes is not on the silhouette sample of today's customers"
+        )
+    final = clusters.to_arrow_table().select(["customer_id", "cluster_id"])
+    joined = table.join(final, "customer_id", right_suffix="_final")
+    if joined.num_rows != table.num_rows or not np.array_equal(
+        joined["cluster_id"].to_numpy(), joined["cluster_id_final"].to_numpy()
+    ):
+        raise ModelError(
+            "candidate_silhouettes and customer_clusters disagree on the clusters at the "
+            f"selected k={k}"
+        )
+    return table

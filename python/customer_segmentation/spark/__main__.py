@@ -1,0 +1,42 @@
+"""``python -m customer_segmentation.spark {load,ml}``: the steps dbt-spark cannot run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from customer_segmentation.spark.models import run_ml_stage
+from customer_segmentation.spark.session import (
+    RAW_TABLE,
+    load_raw_transactions,
+    project_clustering_settings,
+    spark_session,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``load FILE`` fills the raw table; ``ml`` writes the ml tables."""
+    parser = argparse.ArgumentParser(description="The project's steps that dbt-spark cannot run.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    load = commands.add_parser("load", help="read a transactions file into the raw table")
+    load.add_argument("path", type=Path)
+    load.add_argument("--table", default=RAW_TABLE)
+    ml = commands.add_parser("ml", help="fit and write the ml tables (the Python models)")
+    ml.add_argument("--schema", default=os.environ.get("DBT_SPARK_SCHEMA", "customer_segmentation"))
+    ml.add_argument("--vars", default="{}", help="clustering vars as JSON, as dbt --vars")
+    args = parser.parse_args(argv)
+    session = spark_session()
+    if args.command == "load":
+        lines = load_raw_transactions(session, args.path, args.table)
+        print(f"{args.table}: {lines:,} lines from {args.path}")
+        return 0
+    settings = project_clustering_settings(json.loads(args.vars))
+    for name, rows in run_ml_stage(session, args.schema, settings).items():
+        print(f"{args.schema}.{name}: {rows:,} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,342 @@
+"""The Spark twins of the dbt Python models (``customer_segmentation.models``), and the ml stage.
+
+``models.boundary.dbt_model`` calls the twin of the same name, with the parsed config, when
+``dbt.ref()`` is a Spark DataFrame (dbt on Databricks). Elsewhere (a local session, EMR,
+Dataproc) dbt-spark cannot run Python models, and ``run_ml_stage`` writes the ml tables that
+the SQL models read, as dbt would.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from customer_segmentation.config import ClusteringConfig
+from customer_segmentation.ml.kmeans import ClusteringError, cluster_order, nearest_centroid
+from customer_segmentation.ml.metrics import silhouette_values
+from customer_segmentation.ml.scaling import invert_scaling
+from customer_segmentation.ml.selection import (
+    candidate_labelings,
+    evaluated_range,
+    evaluation_sample,
+    fit_candidates,
+    model_selection,
+)
+from customer_segmentation.ml.selection import (
+    candidate_silhouettes as silhouettes_of_candidates,
+)
+from customer_segmentation.ml.ward import fit_ward
+from customer_segmentation.models.tables import (
+    candidates_table,
+    centroid_matrix,
+    centroid_table,
+    linkage_table,
+    parameters_from_table,
+    parameters_table,
+    silhouettes_table,
+)
+from customer_segmentation.spark.backend import (
+    KEY,
+    VECTOR,
+    driver_sample,
+    feature_vectors,
+    fit_kmeans_spark,
+    fit_scaler_spark,
+    fit_ward_spark,
+    nearest_centroid_spark,
+    scale_frame,
+    spark_table,
+)
+from customer_segmentation.timing import stage
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def _selected_k(selection: DataFrame) -> int:
+    rows = selection.filter("is_selected and algorithm = 'kmeans'").collect()
+    if len(rows) != 1:
+        raise ClusteringError(f"cluster_model_selection has {len(rows)} selected k-means rows")
+    return int(rows[0]["k"])
+
+
+def _ordered_centers(
+    frame: DataFrame, config: ClusteringConfig, k: int
+) -> tuple[np.ndarray, float]:
+    centers, inertia = fit_kmeans_spark(
+        frame, config.clustering_features, k, config.random_state, config.kmeans_n_init
+    )
+    new_ids = cluster_order(centers, config.order_feature_index)
+    return centers[np.argsort(new_ids)], inertia
+
+
+def scaler_parameters(features: DataFrame, config: ClusteringConfig) -> DataFrame:
+    """Model scaler_parameters on Spark."""
+    with stage("scaler_parameters", "fit scaling (Spark)"):
+        evaluated_range(config, features.count())
+        fitted = fit_scaler_spark(
+            features,
+            config.clustering_features,
+            config.log_transformed_features,
+            config.winsorize_quantiles,
+            config.scaler,
+        )
+    return spark_table(features, parameters_table(fitted))
+
+
+def _selection_sample(scaled: DataFrame, config: ClusteringConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded driver sample k is chosen on (at most spark_selection_sample_size customers)."""
+    return driver_sample(
+        scaled, config.clustering_features, config.spark_selection_sample_size, config.random_state
+    )
+
+
+def selection_on_sample(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
+    """cluster_model_selection on Spark in one step: the DuckDB code on the driver sample."""
+    _, matrix = _selection_sample(scaled, config)
+    rows, _ = model_selection(matrix, config)
+    return spark_table(scaled, pa.Table.from_pylist(rows))
+
+
+def kmeans_candidates(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
+    """Model kmeans_candidates on Spark: the k-means sweep on the driver sample."""
+    _, matrix = _selection_sample(scaled, config)
+    candidates = fit_candidates(matrix, evaluated_range(config, len(matrix)), config)
+    sizes = {
+        k: np.bincount(nearest_centroid(matrix, c.centers)[0], minlength=k)
+        for k, c in candidates.items()
+    }
+    return spark_table(scaled, candidates_table(candidates, sizes, config.clustering_features))
+
+
+def hierarchy_leaves(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
+    """Model hierarchy_leaves on Spark: each customer's leaf of the (two-stage) Ward tree."""
+    tree = fit_ward_spark(
+        scaled,
+        config.clustering_features,
+        config.exact_ward_max_customers,
+        config.ward_micro_clusters,
+        config.random_state,
+    )
+    return tree.leaves(scaled, config.clustering_features)
+
+
+def candidate_silhouettes(
+    scaled: DataFrame,
+    candidates: DataFrame,
+    leaves: DataFrame,
+    linkage: DataFrame,
+    config: ClusteringConfig,
+) -> DataFrame:
+    """Model candidate_silhouettes on Spark: on the driver sample, as the selection scores it.
+
+    On Spark, k is chosen on the driver sample, so the candidates' silhouettes are those of
+    the sample's Ward tree and of the sweep (kmeans_candidates) fitted on it.
+    """
+    from customer_segmentation.models.tables import candidates_from_table
+
+    ids, matrix = _selection_sample(scaled, config)
+    fits = candidates_from_table(candidates.toArrow(), config.clustering_features)
+    tree = fit_ward(
+        matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
+    )
+    labelings = candidate_labelings(matrix, fits, tree, config)
+    evaluation = evaluation_sample(len(matrix), config)
+    values = silhouettes_of_candidates(matrix, labelings, evaluation)
+    return spark_table(scaled, silhouettes_table(ids, evaluation, labelings, values))
+
+
+def cluster_model_selection(
+    scaled: DataFrame,
+    candidates: DataFrame,
+    leaves: DataFrame,
+    linkage: DataFrame,
+    silhouettes: DataFrame,
+    config: ClusteringConfig,
+) -> DataFrame:
+    """Model cluster_model_selection on Spark: the DuckDB code on the seeded driver sample.
+
+    The sample's own Ward tree is fitted here (the full tree of hierarchy_leaves is MLlib's,
+    on every customer); the candidates are read from kmeans_candidates.
+    """
+    from customer_segmentation.ml.selection import selection_rows
+    from customer_segmentation.models.tables import candidates_from_table, mean_by_candidate
+
+    _, matrix = _selection_sample(scaled, config)
+    fits = candidates_from_table(candidates.toArrow(), config.clustering_features)
+    tree = fit_ward(
+        matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
+    )
+    labelings = candidate_labelings(matrix, fits, tree, config)
+    means = mean_by_candidate(silhouettes.orderBy("algorithm", "k", KEY).toArrow())
+    rows, _ = selection_rows(matrix, fits, tree, labelings, means, config)
+    return spark_table(scaled, pa.Table.from_pylist(rows))
+
+
+def cluster_centroids(
+    scaled: DataFrame,
+    candidates: DataFrame | None,
+    selection: DataFrame,
+    scaler: DataFrame,
+    config: ClusteringConfig,
+) -> DataFrame:
+    """Model cluster_centroids on Spark: MLlib k-means at the selected k, on every customer.
+
+    The candidates were fitted on the driver sample; the final fit is on all customers.
+    """
+    k = _selected_k(selection)
+    with stage("cluster_centroids", f"final MLlib k-means, k={k}"):
+        centers, _ = _ordered_centers(scaled, config, k)
+    sizes = {
+        row["cluster_id"]: row["count"]
+        for row in nearest_centroid_spark(scaled, config.clustering_features, centers)
+        .groupBy("cluster_id")
+        .count()
+        .collect()
+    }
+    parameters = parameters_from_table(scaler.toArrow())
+    original = invert_scaling(centers, parameters)
+    counts = np.array([sizes.get(cluster + 1, 0) for cluster in range(k)])
+    table = centroid_table(centers, original, counts, config.clustering_features)
+    return spark_table(scaled, table)
+
+
+def customer_clusters(
+    scaled: DataFrame,
+    centroids: DataFrame,
+    selection: DataFrame,
+    leaves: DataFrame | None,
+    linkage: DataFrame | None,
+    config: ClusteringConfig,
+) -> DataFrame:
+    """Model customer_clusters on Spark: nearest centroid, Ward cut, MLlib PCA."""
+    from pyspark.ml.feature import PCA
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as sf
+
+    features = config.clustering_features
+    k = _selected_k(selection)
+    centers = centroid_matrix(centroids.toArrow(), features)
+    assigned = nearest_centroid_spark(scaled, features, centers)
+    tree = fit_ward_spark(
+        scaled,
+        features,
+        config.exact_ward_max_customers,
+        config.ward_micro_clusters,
+        config.random_state,
+    )
+    ward = tree.labels(scaled, features, k)
+    # Number Ward clusters like k-means ones: by descending mean of the order feature.
+    means = (
+        scaled.join(ward, KEY)
+        .groupBy("_ward")
+        .agg(*[sf.avg(sf.col(f).cast("double")).alias(f) for f in features])
+        .orderBy("_ward")
+        .toArrow()
+    )
+    mean_matrix = np.column_stack([means[f].to_numpy() for f in features])
+    ward_ids = cluster_order(mean_matrix, config.order_feature_index)
+    numbering = scaled.sparkSession.createDataFrame(
+        [(int(w), int(i)) for w, i in zip(means["_ward"].to_pylist(), ward_ids, strict=True)],
+        ["_ward", "hierarchical_cluster_id"],
+    )
+    pca = PCA(k=2, inputCol=VECTOR, outputCol="_pca").fit(feature_vectors(scaled, features))
+    coordinates = (
+        pca.transform(feature_vectors(scaled, features))
+        .select(KEY, vector_to_array("_pca").alias("_pca"))
+        .select(KEY, sf.col("_pca")[0].alias("pca_1"), sf.col("_pca")[1].alias("pca_2"))
+    )
+    return (
+        assigned.join(ward, KEY)
+        .join(sf.broadcast(numbering), "_ward")
+        .join(coordinates, KEY)
+        .select(
+            KEY,
+            "cluster_id",
+            sf.col("hierarchical_cluster_id").cast("long"),
+            "distance_to_centroid",
+            "pca_1",
+            "pca_2",
+        )
+    )
+
+
+def hierarchy_linkage(
+    scaled: DataFrame, leaves: DataFrame | None, config: ClusteringConfig
+) -> DataFrame:
+    """Model hierarchy_linkage on Spark: the Ward merges of the (two-stage) tree."""
+    tree = fit_ward_spark(
+        scaled,
+        config.clustering_features,
+        config.exact_ward_max_customers,
+        config.ward_micro_clusters,
+        config.random_state,
+    ).tree
+    return spark_table(scaled, linkage_table(tree))
+
+
+def customer_silhouettes(
+    scaled: DataFrame,
+    silhouettes: DataFrame | None,
+    clusters: DataFrame,
+    selection: DataFrame | None,
+    config: ClusteringConfig,
+) -> DataFrame:
+    """Model customer_silhouettes on Spark: silhouettes of the final clusters on a driver sample.
+
+    The final clusters come from MLlib on every customer, not from the sample's candidates, so
+    they are scored here.
+    """
+    labelled = scaled.join(clusters.select(KEY, "cluster_id"), KEY)
+    ids, matrix = driver_sample(
+        labelled,
+        [*config.clustering_features, "cluster_id"],
+        config.silhouette_sample_size,
+        config.random_state,
+    )
+    labels = matrix[:, -1].astype(np.int64)
+    values = silhouette_values(matrix[:, :-1], labels)
+    return spark_table(scaled, pa.table({KEY: ids, "cluster_id": labels, "silhouette": values}))
+
+
+def run_ml_stage(session: SparkSession, schema: str, config: ClusteringConfig) -> dict[str, int]:
+    """Fit and write the six ml tables from ``schema.customer_features``, as dbt would.
+
+    dbt-spark runs Python models only on Databricks; elsewhere (a local session, EMR, Dataproc)
+    this writes the same tables, and ``dbt build --selector spark_after_ml`` then builds the SQL
+    models that need them.
+
+    Returns:
+        Rows written per table.
+
+    """
+    features = session.table(f"{schema}.customer_features")
+    written: dict[str, int] = {}
+
+    def write(name: str, frame: DataFrame) -> DataFrame:
+        frame.write.mode("overwrite").saveAsTable(f"{schema}.{name}")
+        table = session.table(f"{schema}.{name}")
+        written[name] = table.count()
+        return table
+
+    scaler = write("scaler_parameters", scaler_parameters(features, config))
+    parameters = parameters_from_table(scaler.toArrow())
+    scaled = scale_frame(features, parameters).cache()
+    try:
+        selection = write("cluster_model_selection", selection_on_sample(scaled, config))
+        centroids = write(
+            "cluster_centroids", cluster_centroids(scaled, None, selection, scaler, config)
+        )
+        clusters = write(
+            "customer_clusters", customer_clusters(scaled, centroids, selection, None, None, config)
+        )
+        write("hierarchy_linkage", hierarchy_linkage(scaled, None, config))
+        write(
+            "customer_silhouettes",
+            customer_silhouettes(scaled, None, clusters, None, config),
+        )
+    finally:
+        scaled.unpersist()
+    return written
