@@ -199,7 +199,7 @@ def cluster_centroids(
     config: ClusteringConfig,
 ) -> pa.Table:  # fmt: skip
     """Model cluster_centroids: the candidate at the selected k, in scaled and original units."""
-    k = selected_k(selection)
+    k = selected_k(selection.to_arrow_table())
     fits = candidates_from_table(
         candidates.filter(f"k = {k}").to_arrow_table(), config.clustering_features
     )
@@ -224,7 +224,7 @@ def customer_clusters(
     config: ClusteringConfig,
 ) -> pa.Table:
     """Model customer_clusters: k-means and Ward cluster, distance and PCA per customer."""
-    k = selected_k(selection)
+    k = selected_k(selection.to_arrow_table())
     ids, matrix = read_matrix(scaled, config.clustering_features)
     centers = centroid_matrix(centroids.to_arrow_table(), config.clustering_features)
     with stage("customer_clusters", "assign to nearest centroid"):
@@ -264,7 +264,7 @@ def customer_silhouettes(
     is checked against customer_clusters, and the sample against the evaluation sample of
     today's customers.
     """
-    k = selected_k(selection)
+    k = selected_k(selection.to_arrow_table())
     ids, _ = read_matrix(scaled, [])
     expected = ids[evaluation_sample(len(ids), config)]
     table = silhouettes.filter(f"algorithm = 'kmeans' and k = {k}").order("customer_id")

@@ -152,9 +152,18 @@ def read_ordered(relation: Relation, order: str, ids: np.ndarray, source: str) -
     return table
 
 
-def selected_k(selection: Relation) -> int:
-    """The k that ``cluster_model_selection`` marks selected: the one place that says it."""
-    rows = selection.filter("is_selected and algorithm = 'kmeans'").to_arrow_table()
-    if rows.num_rows != 1:
-        raise ModelError(f"cluster_model_selection has {rows.num_rows} selected k-means rows")
-    return int(rows["k"][0].as_py())
+def selected_k(selection: pa.Table) -> int:
+    """The k that ``cluster_model_selection`` marks selected: the one place that says it.
+
+    Raises:
+        ModelError: the table does not mark exactly one k-means row selected.
+
+    """
+    chosen = {
+        row["k"]
+        for row in selection.select(["algorithm", "k", "is_selected"]).to_pylist()
+        if row["is_selected"] and row["algorithm"] == "kmeans"
+    }
+    if len(chosen) != 1:
+        raise ModelError(f"cluster_model_selection has {len(chosen)} selected k-means rows")
+    return int(chosen.pop())

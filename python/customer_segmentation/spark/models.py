@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from customer_segmentation.config import ClusteringConfig
-from customer_segmentation.ml.kmeans import ClusteringError, cluster_order, nearest_centroid
+from customer_segmentation.ml.kmeans import cluster_order, nearest_centroid
 from customer_segmentation.ml.metrics import silhouette_values
 from customer_segmentation.ml.scaling import invert_scaling
 from customer_segmentation.ml.selection import (
@@ -28,6 +28,7 @@ from customer_segmentation.ml.selection import (
     candidate_silhouettes as silhouettes_of_candidates,
 )
 from customer_segmentation.ml.ward import fit_ward
+from customer_segmentation.models.boundary import selected_k
 from customer_segmentation.models.tables import (
     candidates_table,
     centroid_matrix,
@@ -53,13 +54,6 @@ from customer_segmentation.timing import stage
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-
-def _selected_k(selection: DataFrame) -> int:
-    rows = selection.filter("is_selected and algorithm = 'kmeans'").collect()
-    if len(rows) != 1:
-        raise ClusteringError(f"cluster_model_selection has {len(rows)} selected k-means rows")
-    return int(rows[0]["k"])
 
 
 def _ordered_centers(
@@ -186,7 +180,7 @@ def cluster_centroids(
 
     The candidates were fitted on the driver sample; the final fit is on all customers.
     """
-    k = _selected_k(selection)
+    k = selected_k(selection.toArrow())
     with stage("cluster_centroids", f"final MLlib k-means, k={k}"):
         centers, _ = _ordered_centers(scaled, config, k)
     sizes = {
@@ -217,7 +211,7 @@ def customer_clusters(
     from pyspark.sql import functions as sf
 
     features = config.clustering_features
-    k = _selected_k(selection)
+    k = selected_k(selection.toArrow())
     centers = centroid_matrix(centroids.toArrow(), features)
     assigned = nearest_centroid_spark(scaled, features, centers)
     tree = fit_ward_spark(
