@@ -212,18 +212,19 @@ def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> 
         {"exact_ward_max_customers": 500, "ward_micro_clusters": 200}
     )
     scaled = spark.table(f"{SCHEMA}.customer_features_scaled")  # type: ignore[attr-defined]
-    # Through the dbt models' entry points, as on Databricks: the Spark twins answer.
-    linkage = models.hierarchy_linkage(scaled, None, settings).toArrow()
-    leaves = models.hierarchy_leaves(scaled, settings).toArrow()
-    assert leaves.num_rows == 4_334
-    assert set(leaves["method"].to_pylist()) == {"micro_clusters"}
-    assert max(leaves["leaf_id"].to_pylist()) < linkage["n_leaves"][0].as_py()
-    assert set(linkage["method"].to_pylist()) == {"micro_clusters"}
-    assert linkage.num_rows == linkage["n_leaves"][0].as_py() - 1
-    assert linkage["n_customers"].to_pylist()[-1] == 4_334
-    features = parse_config(settings).clustering_features
-    tree = spark_backend.fit_ward_spark(scaled, features, 500, 200, 42)
-    labels = tree.labels(scaled, features, 4)
+    # Through the dbt models' entry points, as on Databricks: the Spark twins answer, each
+    # reading the table the one before it wrote.
+    leaves = models.hierarchy_leaves(scaled, settings).cache()
+    linkage = models.hierarchy_linkage(scaled, leaves, settings).cache()
+    leaf_table, linkage_table = leaves.toArrow(), linkage.toArrow()
+    n_leaves = linkage_table["n_leaves"][0].as_py()
+    assert leaf_table.num_rows == 4_334
+    assert set(leaf_table["method"].to_pylist()) == {"micro_clusters"}
+    assert sorted(set(leaf_table["leaf_id"].to_pylist())) == list(range(n_leaves))
+    assert set(linkage_table["method"].to_pylist()) == {"micro_clusters"}
+    assert linkage_table.num_rows == n_leaves - 1
+    assert linkage_table["n_customers"].to_pylist()[-1] == 4_334
+    labels = spark_models.ward_labels(leaves, linkage, 4)
     counts = labels.groupBy("_ward").count().toArrow()
     assert sorted(counts["_ward"].to_pylist()) == [0, 1, 2, 3]
     assert sum(counts["count"].to_pylist()) == 4_334

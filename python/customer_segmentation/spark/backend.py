@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from customer_segmentation.config import check_feature_columns
-from customer_segmentation.ml.kmeans import check_can_cluster
+from customer_segmentation.ml.kmeans import ClusteringError, check_can_cluster
 from customer_segmentation.ml.scaling import (
     FeatureScaling,
     ScalingError,
@@ -37,7 +37,6 @@ from customer_segmentation.ml.scaling import (
     check_no_missing,
     checked_scaling,
 )
-from customer_segmentation.ml.ward import WardTree, cut_linkage, fit_ward, weighted_ward_linkage
 
 if TYPE_CHECKING:
     from pyspark.ml.clustering import KMeansModel
@@ -239,77 +238,29 @@ def driver_sample(
     return ids, (np.column_stack(columns) if columns else np.empty((len(ids), 0)))
 
 
-class SparkWardTree:
-    """A Ward tree over leaves that are customers (exact) or MLlib micro-clusters."""
-
-    def __init__(
-        self, tree: WardTree, micro_model: KMeansModel | None, leaf_of_micro: np.ndarray
-    ) -> None:
-        """Keep the tree and, for micro-clusters, how to map a customer to its leaf."""
-        self.tree = tree
-        self.micro_model = micro_model
-        self.leaf_of_micro = leaf_of_micro
-
-    def leaves(self, frame: DataFrame, features: Sequence[str]) -> DataFrame:
-        """Customer id, ``leaf_id`` and ``method``: the layout of ``hierarchy_leaves``."""
-        from pyspark.sql import functions as sf
-
-        method = self.tree.method
-        session = frame.sparkSession
-        if self.micro_model is None:
-            ids = frame.select(KEY).orderBy(KEY).toArrow()[KEY].to_numpy()
-            rows = [(int(i), leaf, method) for leaf, i in enumerate(ids)]
-            return session.createDataFrame(rows, [KEY, "leaf_id", "method"])
-        micro = session.createDataFrame(
-            [(int(m), int(leaf)) for m, leaf in enumerate(self.leaf_of_micro) if leaf >= 0],
-            ["_micro", "leaf_id"],
-        )
-        predicted = self.micro_model.transform(feature_vectors(frame, features))
-        return predicted.join(sf.broadcast(micro), "_micro").select(
-            KEY, sf.col("leaf_id").cast("long"), sf.lit(method).alias("method")
-        )
-
-    def labels(self, frame: DataFrame, features: Sequence[str], k: int) -> DataFrame:
-        """Customer id and 0-based ``_ward`` cluster when the tree is cut into k clusters."""
-        from pyspark.sql import functions as sf
-
-        check_can_cluster(len(self.tree.leaf_sizes), k)
-        leaf_labels = cut_linkage(self.tree.linkage, [k])[:, 0]
-        session = frame.sparkSession
-        if self.micro_model is None:
-            # Exact: the leaves are the customers, in customer id order.
-            ids = frame.select(KEY).orderBy(KEY).toArrow()[KEY].to_numpy()
-            mapping = session.createDataFrame(
-                [(int(i), int(label)) for i, label in zip(ids, leaf_labels, strict=True)],
-                [KEY, "_ward"],
-            )
-            return frame.select(KEY).join(mapping, KEY)
-        micro = session.createDataFrame(
-            [
-                (int(m), int(leaf_labels[leaf]))
-                for m, leaf in enumerate(self.leaf_of_micro)
-                if leaf >= 0
-            ],
-            ["_micro", "_ward"],
-        )
-        predicted = self.micro_model.transform(feature_vectors(frame, features))
-        return predicted.join(sf.broadcast(micro), "_micro").select(KEY, "_ward")
-
-
-def fit_ward_spark(
+def ward_leaves_spark(
     frame: DataFrame,
     features: Sequence[str],
     exact_max_rows: int,
     n_micro_clusters: int,
     random_state: int,
-) -> SparkWardTree:
-    """Ward on the driver up to ``exact_max_rows`` customers, else on MLlib micro-clusters."""
+) -> DataFrame:
+    """``ward.ward_leaves`` on Spark: customer id, ``leaf_id`` and ``method``.
+
+    Up to ``exact_max_rows`` customers every customer is a leaf (leaf ids in customer id
+    order, as on DuckDB); above, MLlib k-means micro-clusters on every customer, numbered
+    0.. over the centres that received one.
+    """
+    from pyspark.sql import functions as sf
+
+    session = frame.sparkSession
     n = frame.count()
+    if n < 2:
+        raise ClusteringError(f"{n} customer(s) cannot be clustered")
     if n <= exact_max_rows:
-        _, matrix = driver_sample(frame, features, exact_max_rows, random_state)
-        return SparkWardTree(
-            fit_ward(matrix, exact_max_rows, n_micro_clusters, random_state), None, np.empty(0)
-        )
+        ids = frame.select(KEY).orderBy(KEY).toArrow()[KEY].to_pylist()
+        rows = [(i, leaf, "exact") for leaf, i in enumerate(ids)]
+        return session.createDataFrame(rows, [KEY, "leaf_id", "method"])
     vectors = feature_vectors(frame, features).cache()
     try:
         model = _fit_mllib_kmeans(
@@ -319,16 +270,13 @@ def fit_ward_spark(
         vectors.unpersist()
     sizes = np.array(model.summary.clusterSizes, dtype=np.int64)
     used = np.flatnonzero(sizes > 0)
-    leaf_of_micro = np.full(len(sizes), -1)
-    leaf_of_micro[used] = np.arange(len(used))
-    centers = np.array(model.clusterCenters())[used]
-    tree = WardTree(
-        weighted_ward_linkage(centers, sizes[used]),
-        np.empty(0, dtype=np.int64),
-        sizes[used],
-        "micro_clusters",
+    micro = session.createDataFrame(
+        [(int(m), leaf) for leaf, m in enumerate(used)], ["_micro", "leaf_id"]
     )
-    return SparkWardTree(tree, model, leaf_of_micro)
+    predicted = model.transform(feature_vectors(frame, features))
+    return predicted.join(sf.broadcast(micro), "_micro").select(
+        KEY, sf.col("leaf_id").cast("long"), sf.lit("micro_clusters").alias("method")
+    )
 
 
 def scale_frame(frame: DataFrame, parameters: Sequence[FeatureScaling]) -> DataFrame:

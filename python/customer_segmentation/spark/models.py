@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from customer_segmentation.config import ClusteringConfig
-from customer_segmentation.ml.kmeans import cluster_order, nearest_centroid
+from customer_segmentation.ml.kmeans import check_can_cluster, cluster_order, nearest_centroid
 from customer_segmentation.ml.metrics import silhouette_values
 from customer_segmentation.ml.scaling import invert_scaling
 from customer_segmentation.ml.selection import (
@@ -22,13 +22,12 @@ from customer_segmentation.ml.selection import (
     evaluated_range,
     evaluation_sample,
     fit_candidates,
-    model_selection,
 )
 from customer_segmentation.ml.selection import (
     candidate_silhouettes as silhouettes_of_candidates,
 )
-from customer_segmentation.ml.ward import fit_ward
-from customer_segmentation.models.boundary import selected_k
+from customer_segmentation.ml.ward import WardTree, fit_ward, ward_tree, weighted_ward_linkage
+from customer_segmentation.models.boundary import ModelError, selected_k
 from customer_segmentation.models.tables import (
     candidates_table,
     centroid_matrix,
@@ -45,10 +44,10 @@ from customer_segmentation.spark.backend import (
     feature_vectors,
     fit_kmeans_spark,
     fit_scaler_spark,
-    fit_ward_spark,
     nearest_centroid_spark,
     scale_frame,
     spark_table,
+    ward_leaves_spark,
 )
 from customer_segmentation.timing import stage
 
@@ -87,13 +86,6 @@ def _selection_sample(scaled: DataFrame, config: ClusteringConfig) -> tuple[np.n
     )
 
 
-def selection_on_sample(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
-    """cluster_model_selection on Spark in one step: the DuckDB code on the driver sample."""
-    _, matrix = _selection_sample(scaled, config)
-    rows, _ = model_selection(matrix, config)
-    return spark_table(scaled, pa.Table.from_pylist(rows))
-
-
 def kmeans_candidates(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
     """Model kmeans_candidates on Spark: the k-means sweep on the driver sample."""
     _, matrix = _selection_sample(scaled, config)
@@ -106,15 +98,14 @@ def kmeans_candidates(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
 
 
 def hierarchy_leaves(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
-    """Model hierarchy_leaves on Spark: each customer's leaf of the (two-stage) Ward tree."""
-    tree = fit_ward_spark(
+    """Model hierarchy_leaves on Spark: each customer's Ward leaf (itself, or its micro-cluster)."""
+    return ward_leaves_spark(
         scaled,
         config.clustering_features,
         config.exact_ward_max_customers,
         config.ward_micro_clusters,
         config.random_state,
     )
-    return tree.leaves(scaled, config.clustering_features)
 
 
 def candidate_silhouettes(
@@ -171,7 +162,7 @@ def cluster_model_selection(
 
 def cluster_centroids(
     scaled: DataFrame,
-    candidates: DataFrame | None,
+    candidates: DataFrame,
     selection: DataFrame,
     scaler: DataFrame,
     config: ClusteringConfig,
@@ -201,11 +192,11 @@ def customer_clusters(
     scaled: DataFrame,
     centroids: DataFrame,
     selection: DataFrame,
-    leaves: DataFrame | None,
-    linkage: DataFrame | None,
+    leaves: DataFrame,
+    linkage: DataFrame,
     config: ClusteringConfig,
 ) -> DataFrame:
-    """Model customer_clusters on Spark: nearest centroid, Ward cut, MLlib PCA."""
+    """Model customer_clusters on Spark: nearest centroid, the Ward tree's cut, MLlib PCA."""
     from pyspark.ml.feature import PCA
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as sf
@@ -214,14 +205,7 @@ def customer_clusters(
     k = selected_k(selection.toArrow())
     centers = centroid_matrix(centroids.toArrow(), features)
     assigned = nearest_centroid_spark(scaled, features, centers)
-    tree = fit_ward_spark(
-        scaled,
-        features,
-        config.exact_ward_max_customers,
-        config.ward_micro_clusters,
-        config.random_state,
-    )
-    ward = tree.labels(scaled, features, k)
+    ward = ward_labels(leaves, linkage, k)
     # Number Ward clusters like k-means ones: by descending mean of the order feature.
     means = (
         scaled.join(ward, KEY)
@@ -257,18 +241,58 @@ def customer_clusters(
     )
 
 
-def hierarchy_linkage(
-    scaled: DataFrame, leaves: DataFrame | None, config: ClusteringConfig
-) -> DataFrame:
-    """Model hierarchy_linkage on Spark: the Ward merges of the (two-stage) tree."""
-    tree = fit_ward_spark(
-        scaled,
-        config.clustering_features,
-        config.exact_ward_max_customers,
-        config.ward_micro_clusters,
-        config.random_state,
-    ).tree
+def hierarchy_linkage(scaled: DataFrame, leaves: DataFrame, config: ClusteringConfig) -> DataFrame:
+    """Model hierarchy_linkage on Spark: Ward on the leaves of hierarchy_leaves.
+
+    Exact (every customer a leaf): scipy's Ward on the driver, customers in id order.
+    Micro-clusters: weighted Ward on the leaves' means (a Spark aggregate), as on DuckDB.
+    """
+    from pyspark.sql import functions as sf
+
+    features = config.clustering_features
+    first = leaves.select("method").first()
+    method = "exact" if first is None else str(first["method"])
+    if method == "exact":
+        ids, matrix = driver_sample(scaled, features, config.exact_ward_max_customers,
+                                    config.random_state)  # fmt: skip
+        order = leaves.orderBy(KEY).toArrow()
+        if not np.array_equal(order[KEY].to_numpy(), ids):
+            raise ModelError("hierarchy_leaves and customer_features_scaled differ")
+        tree = ward_tree(matrix, order["leaf_id"].to_numpy(), method)
+    else:
+        means = (
+            scaled.join(leaves.select(KEY, "leaf_id"), KEY)
+            .groupBy("leaf_id")
+            .agg(
+                sf.count(sf.lit(1)).alias("_n"),
+                *[sf.avg(sf.col(f).cast("double")).alias(f) for f in features],
+            )
+            .orderBy("leaf_id")
+            .toArrow()
+        )
+        if not np.array_equal(means["leaf_id"].to_numpy(), np.arange(means.num_rows)):
+            raise ModelError("hierarchy_leaves: leaf ids are not 0..n-1")
+        sizes = means["_n"].to_numpy().astype(np.int64)
+        centers = np.column_stack([means[f].to_numpy() for f in features])
+        tree = WardTree(weighted_ward_linkage(centers, sizes), np.empty(0, np.int64), sizes,
+                        method)  # fmt: skip
     return spark_table(scaled, linkage_table(tree))
+
+
+def ward_labels(leaves: DataFrame, linkage: DataFrame, k: int) -> DataFrame:
+    """Customer id and 0-based ``_ward`` cluster: the tree of hierarchy_linkage cut into k."""
+    from pyspark.sql import functions as sf
+
+    from customer_segmentation.ml.ward import cut_linkage
+    from customer_segmentation.models.tables import linkage_matrix
+
+    tree = linkage_matrix(linkage.orderBy("merge_order").toArrow())
+    check_can_cluster(len(tree) + 1, k)
+    leaf_labels = cut_linkage(tree, [k])[:, 0]
+    mapping = leaves.sparkSession.createDataFrame(
+        [(leaf, int(label)) for leaf, label in enumerate(leaf_labels)], ["leaf_id", "_ward"]
+    )
+    return leaves.join(sf.broadcast(mapping), "leaf_id").select(KEY, "_ward")
 
 
 def customer_silhouettes(
@@ -296,7 +320,9 @@ def customer_silhouettes(
 
 
 def run_ml_stage(session: SparkSession, schema: str, config: ClusteringConfig) -> dict[str, int]:
-    """Fit and write the six ml tables from ``schema.customer_features``, as dbt would.
+    """Fit and write the ml tables from ``schema.customer_features``, as dbt would.
+
+    The twins run in the DAG's order, each reading the tables the ones before it wrote.
 
     dbt-spark runs Python models only on Databricks; elsewhere (a local session, EMR, Dataproc)
     this writes the same tables, and ``dbt build --selector spark_after_ml`` then builds the SQL
@@ -319,17 +345,27 @@ def run_ml_stage(session: SparkSession, schema: str, config: ClusteringConfig) -
     parameters = parameters_from_table(scaler.toArrow())
     scaled = scale_frame(features, parameters).cache()
     try:
-        selection = write("cluster_model_selection", selection_on_sample(scaled, config))
+        candidates = write("kmeans_candidates", kmeans_candidates(scaled, config))
+        leaves = write("hierarchy_leaves", hierarchy_leaves(scaled, config))
+        linkage = write("hierarchy_linkage", hierarchy_linkage(scaled, leaves, config))
+        silhouettes = write(
+            "candidate_silhouettes",
+            candidate_silhouettes(scaled, candidates, leaves, linkage, config),
+        )
+        selection = write(
+            "cluster_model_selection",
+            cluster_model_selection(scaled, candidates, leaves, linkage, silhouettes, config),
+        )
         centroids = write(
-            "cluster_centroids", cluster_centroids(scaled, None, selection, scaler, config)
+            "cluster_centroids", cluster_centroids(scaled, candidates, selection, scaler, config)
         )
         clusters = write(
-            "customer_clusters", customer_clusters(scaled, centroids, selection, None, None, config)
+            "customer_clusters",
+            customer_clusters(scaled, centroids, selection, leaves, linkage, config),
         )
-        write("hierarchy_linkage", hierarchy_linkage(scaled, None, config))
         write(
             "customer_silhouettes",
-            customer_silhouettes(scaled, None, clusters, None, config),
+            customer_silhouettes(scaled, silhouettes, clusters, selection, config),
         )
     finally:
         scaled.unpersist()
