@@ -14,7 +14,19 @@ def fake(customers: int, project_wall: float, best_wall: float) -> SizeResult:
             "peak_mb": 900.0,
             "returncode": 0,
             "stages": {"features": 2.0, "kmeans_sweep": 10.0, "final_fits": 1.0},
-            "ari_k5": 0.9,
+            "k": 4,
+            "ari": 0.8,
+            "model_seconds": {"cluster_model_selection": 3.0, "customer_features": 2.0},
+            "node_seconds": 6.0,
+            "outside_nodes_s": 1.5,
+        },
+        "project_k5": {
+            "wall_s": project_wall,
+            "cpu_s": 1.0,
+            "peak_mb": 900.0,
+            "returncode": 0,
+            "k": 5,
+            "ari": 0.9,
         },
         "reference_a_notebook": {
             "wall_s": 4 * project_wall,
@@ -46,12 +58,19 @@ def test_targets_are_checked_as_ratios() -> None:
     assert checks["200,000: features <= 1.3x reference B"] == ("2.00x", False)
     assert checks["200,000: kmeans_sweep <= 1.3x reference B"] == ("1.00x", True)
     assert checks["2M takes <= 12x the time of 200k"] == ("10.00x", True)
-    assert checks["2,000,000: ARI vs planted groups >= 0.75"] == ("0.90", True)
+    assert checks["2,000,000: ARI k=5 vs planted groups >= 0.75"] == ("0.90", True)
 
 
 def test_markdown_has_a_row_per_run_and_the_targets() -> None:
     text = markdown([fake(20_000, 10.0, 6.0)])
-    assert text.count("| 20,000 | 800,000 |") == 4
+    assert text.count("| 20,000 | 800,000 |") == 5
+    assert (
+        "| 20,000 | 800,000 | project | 10.0 | 1.0 | 900 | 2.0 | 10.0 | 1.0 | 4 | 0.800 |" in text
+    )
+    assert (
+        "| 20,000 | cluster_model_selection 3.0 s, customer_features 2.0 s, all nodes 6.0 s, "
+        "outside any node 1.5 s |"
+    ) in text
     assert "| 20,000: whole build <= 2x reference B | 1.67x | yes |" in text
 
 
