@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
+from customer_segmentation.config import parse_config
+from customer_segmentation.errors import SegmentationError
 from customer_segmentation.spark.models import run_ml_stage
 from customer_segmentation.spark.session import (
     RAW_TABLE,
@@ -28,12 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     ml.add_argument("--vars", default="{}", help="clustering vars as JSON, as dbt --vars")
     args = parser.parse_args(argv)
     session = spark_session()
-    if args.command == "load":
-        lines = load_raw_transactions(session, args.path, args.table)
-        print(f"{args.table}: {lines:,} lines from {args.path}")
-        return 0
-    settings = project_clustering_settings(json.loads(args.vars))
-    for name, rows in run_ml_stage(session, args.schema, settings).items():
+    try:
+        if args.command == "load":
+            lines = load_raw_transactions(session, args.path, args.table)
+            print(f"{args.table}: {lines:,} lines from {args.path}")
+            return 0
+        config = parse_config(project_clustering_settings(json.loads(args.vars)))
+        written = run_ml_stage(session, args.schema, config)
+    except SegmentationError as error:
+        # Bad data or vars: the message says which; anything else keeps its traceback.
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for name, rows in written.items():
         print(f"{args.schema}.{name}: {rows:,} rows")
     return 0
 
