@@ -7,7 +7,8 @@
     did not finish, or read another file. Insert-only, so it works on Spark too.
 -#}
 {% macro build_log_relation() %}
-    {{- return(api.Relation.create(database=target.database, schema=target.schema,
+    {#- Spark targets have no database: target.get, not target.database (Undefined there). -#}
+    {{- return(api.Relation.create(database=target.get('database'), schema=target.schema,
                                    identifier='build_log')) -}}
 {% endmacro %}
 
