@@ -4,6 +4,8 @@
     'invoice_id', 'stock_code', 'product_description', 'quantity', 'invoiced_at', 'unit_price',
     'customer_id', 'country',
 ] %}
+{%- set lines_columns = [] %}
+{%- for column in line_columns %}{% do lines_columns.append('lines.' ~ column) %}{% endfor %}
 
 with
 
@@ -65,13 +67,13 @@ repeated_hashes as (
 repeated_lines as (
 
     select
-        transaction_line_id,
-        min(transaction_line_id) over (
-            partition by {{ line_columns | join(', ') }}
+        lines.transaction_line_id,
+        min(lines.transaction_line_id) over (
+            partition by {{ lines_columns | join(', ') }}
         ) as first_line_id
 
     from lines
-    where {{ row_hash(line_columns) }} in (select repeated_hashes.line_hash from repeated_hashes)
+    inner join repeated_hashes on {{ row_hash(lines_columns) }} = repeated_hashes.line_hash
 
 ),
 

@@ -41,6 +41,12 @@ scaler_parameters as (
 
 ),
 
+orders as (
+
+    select * from {{ ref('int_orders_aggregated') }}
+
+),
+
 line_counts as (
 
     select
@@ -56,12 +62,6 @@ customer_counts as (
         count(*) as n_customers,
         min(snapshot_date) as snapshot_date
     from customer_features
-
-),
-
-orders as (
-
-    select * from {{ ref('int_orders_aggregated') }}
 
 ),
 
