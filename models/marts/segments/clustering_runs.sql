@@ -29,6 +29,12 @@ audit as (
 
 ),
 
+row_classes as (
+
+    select * from {{ ref('row_classes') }}
+
+),
+
 customer_features as (
 
     select * from {{ ref('customer_features') }}
@@ -50,9 +56,10 @@ orders as (
 line_counts as (
 
     select
-        cast(sum(n_rows) as bigint) as n_raw_lines,
-        cast(sum(n_rows) filter (where row_class = 'kept') as bigint) as n_kept_lines
+        cast(sum(audit.n_rows) as bigint) as n_raw_lines,
+        cast(sum(audit.n_rows) filter (where row_classes.is_kept) as bigint) as n_kept_lines
     from audit
+    inner join row_classes on audit.row_class = row_classes.row_class
 
 ),
 
