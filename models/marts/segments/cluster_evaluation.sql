@@ -3,8 +3,7 @@ with
 
 selection as (
 
-    select * from {{ ref('cluster_model_selection') }}
-    where is_selected and algorithm = 'kmeans'
+    select * from {{ ref('selected_cluster_model') }}
 
 ),
 
