@@ -28,12 +28,6 @@ audit as (
 
 ),
 
-row_classes as (
-
-    select * from {{ ref('row_classes') }}
-
-),
-
 customer_features as (
 
     select * from {{ ref('customer_features') }}
@@ -55,10 +49,9 @@ orders as (
 line_counts as (
 
     select
-        cast(sum(audit.n_rows) as bigint) as n_raw_lines,
-        cast(sum(audit.n_rows) filter (where row_classes.is_kept) as bigint) as n_kept_lines
+        cast(sum(n_rows) as bigint) as n_raw_lines,
+        cast(sum(n_rows) filter (where row_class = 'kept') as bigint) as n_kept_lines
     from audit
-    inner join row_classes on audit.row_class = row_classes.row_class
 
 ),
 
