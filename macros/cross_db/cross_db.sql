@@ -152,8 +152,8 @@
 
 {#-
     Wide to long: one row per input row and column of `columns`, with the column's name in
-    `name_column` and its value in `value_column`. `relation` is a parenthesised query or a
-    relation name; the other columns are carried through.
+    `name_column` and its value in `value_column`. `relation` is the name of a relation or a
+    CTE; the other columns are carried through.
 -#}
 {% macro unpivot_columns(relation, columns, name_column, value_column) -%}
     {{ return(adapter.dispatch('unpivot_columns')(relation, columns, name_column, value_column)) }}
@@ -273,16 +273,11 @@
 {%- endmacro %}
 
 
-{#- The engine's version, as text (clustering_runs records it). -#}
+{#-
+    The engine's version, as text (clustering_runs records it): version() on both engines
+    (DuckDB's is the library_version of pragma_version(), such as v2.0.1).
+-#}
 {% macro engine_version() -%}
-    {{ return(adapter.dispatch('engine_version')()) }}
-{%- endmacro %}
-
-{% macro default__engine_version() -%}
-    (select library_version from pragma_version())
-{%- endmacro %}
-
-{% macro spark__engine_version() -%}
     version()
 {%- endmacro %}
 

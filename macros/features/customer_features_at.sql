@@ -6,8 +6,14 @@
     (customer_features) and past ones (segment migration). Returns a select with one row per
     (snapshot_date, customer_id) for customers with at least one kept order before the snapshot.
     Definitions: the `customer_feature_definitions` docs block.
+
+    The caller imports the inputs and passes their names (relations or CTEs), so its model shows
+    them: orders (int_orders_aggregated), kept_lines (int_transaction_lines_classified where
+    is_kept) and returned_lines (int_transaction_lines_classified where is_product_return). Two
+    imports of the lines rather than one shared CTE: a CTE read twice is materialised (a copy of
+    every line), one read once is not.
 -#}
-{% macro customer_features_at(snapshots, columns=none) %}
+{% macro customer_features_at(snapshots, orders, kept_lines, returned_lines, columns=none) %}
     {#- columns: the feature columns the caller reads (none: all). main_country and
         preferred_order_hour each take a group-by and a window over every (snapshot, order)
         pair, so they are computed only when asked for. -#}
@@ -15,12 +21,6 @@
     {%- set with_hour = columns is none or 'preferred_order_hour' in columns -%}
 
     with
-
-    orders as (
-
-        select * from {{ ref('int_orders_aggregated') }}
-
-    ),
 
     -- The gap to the previous order is the same as of every snapshot that sees both orders
     -- (the orders before a date are a prefix of the customer's orders), so it is computed once
@@ -36,23 +36,7 @@
                 'order_date'
             ) }} as days_since_previous_order
 
-        from orders
-
-    ),
-
-    -- Two imports of the lines rather than one shared CTE: a CTE read twice is materialised
-    -- (a copy of every line), one read once is not.
-    kept_lines as (
-
-        select * from {{ ref('int_transaction_lines_classified') }}
-        where row_class = 'kept'
-
-    ),
-
-    returned_lines as (
-
-        select * from {{ ref('int_transaction_lines_classified') }}
-        where is_product_return
+        from {{ orders }}
 
     ),
 
@@ -76,7 +60,7 @@
             stock_code,
             min(cast(invoiced_at as date)) as first_purchase_date
 
-        from kept_lines
+        from {{ kept_lines }}
         group by all
 
     ),
@@ -90,7 +74,7 @@
             cast(invoiced_at as date) as return_date,
             -line_amount as returned_amount
 
-        from returned_lines
+        from {{ returned_lines }}
 
     ),
 

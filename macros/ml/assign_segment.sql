@@ -4,16 +4,19 @@
     (Euclidean; ties go to the lowest cluster_id, as in Python).
 
     relation: has key_columns and the clustering feature columns (e.g. customer_features, or
-    features as of past dates). Returns key_columns, cluster_id, distance_to_centroid.
+    features as of past dates). scaler_parameters and cluster_centroids: the persisted model,
+    imported by the caller (ref('scaler_parameters'), ref('cluster_centroids')) and passed by
+    name, so the caller's model shows every input. Returns key_columns, cluster_id,
+    distance_to_centroid.
 -#}
-{% macro assign_segment(relation, key_columns=['customer_id']) %}
+{% macro assign_segment(relation, scaler_parameters, cluster_centroids, key_columns=['customer_id']) %}
     {%- set features = var('clustering_features') -%}
 
     with
 
     scaled as (
 
-        {{ scale_features(relation, key_columns) }}
+        {{ scale_features(relation, scaler_parameters, key_columns) }}
 
     ),
 
@@ -26,7 +29,7 @@
                     as {{ feature }}{{ ',' if not loop.last }}
             {%- endfor %}
 
-        from {{ ref('cluster_centroids') }}
+        from {{ cluster_centroids }}
         group by cluster_id
 
     ),

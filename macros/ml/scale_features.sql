@@ -3,8 +3,11 @@
     SQL from the stored scaler_parameters: (clip(transform(x), lower, upper) - center) / scale.
     key_columns are carried through (customer_id, or snapshot_date and customer_id).
     This is the matrix the Python models fit on, and what assign_segment scores.
+
+    relation and scaler_parameters are names of relations or CTEs: the caller imports
+    scaler_parameters (ref('scaler_parameters')) and passes it, so its model shows the input.
 -#}
-{% macro scale_features(relation, key_columns=['customer_id']) %}
+{% macro scale_features(relation, scaler_parameters, key_columns=['customer_id']) %}
     {%- set features = var('clustering_features') -%}
 
     select
@@ -30,7 +33,7 @@
 
     from {{ relation }} as features
     {%- for feature in features %}
-        inner join {{ ref('scaler_parameters') }} as scaling_{{ loop.index }}
+        inner join {{ scaler_parameters }} as scaling_{{ loop.index }}
             on scaling_{{ loop.index }}.feature = '{{ feature }}'
     {%- endfor %}
 

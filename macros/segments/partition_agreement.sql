@@ -39,22 +39,61 @@
 
     ),
 
+    cell_sums as (
+
+        select
+            sum(n_ij) as n,
+            sum(n_ij * (n_ij - 1) / 2) as sum_pairs_cells
+        from cells
+
+    ),
+
+    left_sums as (
+
+        select
+            sum(a_i * (a_i - 1) / 2) as sum_pairs_left,
+            -sum(a_i * ln(a_i)) as left_entropy_part
+        from left_totals
+
+    ),
+
+    right_sums as (
+
+        select
+            sum(b_j * (b_j - 1) / 2) as sum_pairs_right,
+            -sum(b_j * ln(b_j)) as right_entropy_part
+        from right_totals
+
+    ),
+
+    mutual_information as (
+
+        select
+            sum(
+                cells.n_ij
+                * ln(cells.n_ij * cell_sums.n / (left_totals.a_i * right_totals.b_j))
+            ) as n_times_mutual_information
+        from cells
+        inner join left_totals on cells.left_label = left_totals.left_label
+        inner join right_totals on cells.right_label = right_totals.right_label
+        cross join cell_sums
+
+    ),
+
     sums as (
 
         select
-            (select sum(n_ij) from cells) as n,
-            (select sum(n_ij * (n_ij - 1) / 2) from cells) as sum_pairs_cells,
-            (select sum(a_i * (a_i - 1) / 2) from left_totals) as sum_pairs_left,
-            (select sum(b_j * (b_j - 1) / 2) from right_totals) as sum_pairs_right,
-            (
-                select sum(cells.n_ij * ln(cells.n_ij * total.n / (l.a_i * r.b_j)))
-                from cells
-                inner join left_totals as l on cells.left_label = l.left_label
-                inner join right_totals as r on cells.right_label = r.right_label
-                cross join (select sum(n_ij) as n from cells) as total
-            ) as n_times_mutual_information,
-            (select -sum(a_i * ln(a_i)) from left_totals) as left_entropy_part,
-            (select -sum(b_j * ln(b_j)) from right_totals) as right_entropy_part
+            cell_sums.n,
+            cell_sums.sum_pairs_cells,
+            left_sums.sum_pairs_left,
+            right_sums.sum_pairs_right,
+            mutual_information.n_times_mutual_information,
+            left_sums.left_entropy_part,
+            right_sums.right_entropy_part
+        from cell_sums
+        cross join left_sums
+        cross join right_sums
+        cross join mutual_information
 
     ),
 

@@ -8,9 +8,15 @@ customer_features as (
 
 ),
 
+scaler_parameters as (
+
+    select * from {{ ref('scaler_parameters') }}
+
+),
+
 scaled as (
 
-    {{ scale_features('customer_features') }}
+    {{ scale_features('customer_features', 'scaler_parameters') }}
 
 )
 

@@ -8,15 +8,27 @@ customer_features as (
 
 ),
 
-scored_in_sql as (
+scaler_parameters as (
 
-    {{ assign_segment('customer_features') }}
+    select * from {{ ref('scaler_parameters') }}
+
+),
+
+cluster_centroids as (
+
+    select * from {{ ref('cluster_centroids') }}
 
 ),
 
 scored_in_python as (
 
     select * from {{ ref('customer_clusters') }}
+
+),
+
+scored_in_sql as (
+
+    {{ assign_segment('customer_features', 'scaler_parameters', 'cluster_centroids') }}
 
 )
 

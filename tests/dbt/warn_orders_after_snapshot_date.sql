@@ -11,9 +11,15 @@ orders as (
 
 ),
 
+customer_features as (
+
+    select * from {{ ref('customer_features') }}
+
+),
+
 snapshot as (
 
-    select min(snapshot_date) as snapshot_date from {{ ref('customer_features') }}
+    select min(snapshot_date) as snapshot_date from customer_features
 
 )
 

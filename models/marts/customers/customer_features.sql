@@ -32,9 +32,26 @@
 
 with
 
-orders as (
+-- Read twice (the snapshot date and the features): re-read rather than copied.
+orders as {{ not_materialized() }} (
 
     select * from {{ ref('int_orders_aggregated') }}
+
+),
+
+-- Two imports of the lines rather than one shared CTE: a CTE read twice is materialised (a copy
+-- of every line), one read once is not.
+kept_lines as (
+
+    select * from {{ ref('int_transaction_lines_classified') }}
+    where is_kept
+
+),
+
+returned_lines as (
+
+    select * from {{ ref('int_transaction_lines_classified') }}
+    where is_product_return
 
 ),
 
@@ -52,7 +69,7 @@ snapshot_dates as (
 
 features as (
 
-    {{ customer_features_at('snapshot_dates') }}
+    {{ customer_features_at('snapshot_dates', 'orders', 'kept_lines', 'returned_lines') }}
 
 ),
 

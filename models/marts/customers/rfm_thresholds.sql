@@ -93,4 +93,3 @@ final as (
 )
 
 select * from final
-order by dimension, score

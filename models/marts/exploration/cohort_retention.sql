@@ -67,4 +67,3 @@ final as (
 )
 
 select * from final
-order by cohort_month, months_since_first_purchase

@@ -72,4 +72,3 @@ final as (
 )
 
 select * from final
-order by revenue_rank

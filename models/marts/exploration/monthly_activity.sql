@@ -104,4 +104,3 @@ final as (
 )
 
 select * from final
-order by activity_month

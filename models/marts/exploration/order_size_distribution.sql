@@ -8,30 +8,28 @@ orders as (
 
 ),
 
-buckets as (
+buckets (measure, bucket_order, lower_bound, upper_bound) as (
 
-    select * from (
-        values
-        ('order_value', 1, 0, 10),
-        ('order_value', 2, 10, 20),
-        ('order_value', 3, 20, 50),
-        ('order_value', 4, 50, 100),
-        ('order_value', 5, 100, 200),
-        ('order_value', 6, 200, 500),
-        ('order_value', 7, 500, 1000),
-        ('order_value', 8, 1000, 2000),
-        ('order_value', 9, 2000, 5000),
-        ('order_value', 10, 5000, null),
-        ('items_per_order', 1, 0, 10),
-        ('items_per_order', 2, 10, 25),
-        ('items_per_order', 3, 25, 50),
-        ('items_per_order', 4, 50, 100),
-        ('items_per_order', 5, 100, 250),
-        ('items_per_order', 6, 250, 500),
-        ('items_per_order', 7, 500, 1000),
-        ('items_per_order', 8, 1000, 2500),
-        ('items_per_order', 9, 2500, null)
-    ) as b (measure, bucket_order, lower_bound, upper_bound)  -- noqa: AL05
+    values
+    ('order_value', 1, 0, 10),
+    ('order_value', 2, 10, 20),
+    ('order_value', 3, 20, 50),
+    ('order_value', 4, 50, 100),
+    ('order_value', 5, 100, 200),
+    ('order_value', 6, 200, 500),
+    ('order_value', 7, 500, 1000),
+    ('order_value', 8, 1000, 2000),
+    ('order_value', 9, 2000, 5000),
+    ('order_value', 10, 5000, null),
+    ('items_per_order', 1, 0, 10),
+    ('items_per_order', 2, 10, 25),
+    ('items_per_order', 3, 25, 50),
+    ('items_per_order', 4, 50, 100),
+    ('items_per_order', 5, 100, 250),
+    ('items_per_order', 6, 250, 500),
+    ('items_per_order', 7, 500, 1000),
+    ('items_per_order', 8, 1000, 2500),
+    ('items_per_order', 9, 2500, null)
 
 ),
 
@@ -92,4 +90,3 @@ final as (
 )
 
 select * from final
-order by measure, bucket_order

@@ -22,4 +22,3 @@ final as (
 )
 
 select * from final
-order by iso_weekday, hour_of_day

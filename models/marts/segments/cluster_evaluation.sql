@@ -3,8 +3,7 @@ with
 
 selection as (
 
-    select * from {{ ref('cluster_model_selection') }}
-    where is_selected and algorithm = 'kmeans'
+    select * from {{ ref('selected_cluster_model') }}
 
 ),
 
@@ -32,22 +31,20 @@ kmeans_vs_rfm as (
 
 ),
 
-model_metrics as (
+model_metrics (metric, metric_description) as (
 
-    select * from (
-        values
-        ('k', 'number of clusters'),
-        ('silhouette', 'mean silhouette of the sampled customers (-1..1, higher is better)'),
-        ('share_negative_silhouette', 'share of sampled customers closer to another cluster'),
-        ('inertia', 'within-cluster sum of squares, scaled units'),
-        ('calinski_harabasz', 'Calinski-Harabasz index (higher is better)'),
-        ('davies_bouldin', 'Davies-Bouldin index (lower is better)'),
-        ('stability', 'mean adjusted Rand index of bootstrap refits (1 = always the same)'),
-        ('ari_kmeans_vs_hierarchical', 'adjusted Rand index, k-means vs Ward clusters'),
-        ('nmi_kmeans_vs_hierarchical', 'normalised mutual information, k-means vs Ward'),
-        ('ari_kmeans_vs_rfm_segment', 'adjusted Rand index, k-means clusters vs RFM segments'),
-        ('nmi_kmeans_vs_rfm_segment', 'normalised mutual information, k-means vs RFM segments')
-    ) as metrics (metric, metric_description)  -- noqa: AL05
+    values
+    ('k', 'number of clusters'),
+    ('silhouette', 'mean silhouette of the sampled customers (-1..1, higher is better)'),
+    ('share_negative_silhouette', 'share of sampled customers closer to another cluster'),
+    ('inertia', 'within-cluster sum of squares, scaled units'),
+    ('calinski_harabasz', 'Calinski-Harabasz index (higher is better)'),
+    ('davies_bouldin', 'Davies-Bouldin index (lower is better)'),
+    ('stability', 'mean adjusted Rand index of bootstrap refits (1 = always the same)'),
+    ('ari_kmeans_vs_hierarchical', 'adjusted Rand index, k-means vs Ward clusters'),
+    ('nmi_kmeans_vs_hierarchical', 'normalised mutual information, k-means vs Ward'),
+    ('ari_kmeans_vs_rfm_segment', 'adjusted Rand index, k-means clusters vs RFM segments'),
+    ('nmi_kmeans_vs_rfm_segment', 'normalised mutual information, k-means vs RFM segments')
 
 ),
 
@@ -121,4 +118,3 @@ final as (
 )
 
 select * from final
-order by metric, cluster_id nulls first

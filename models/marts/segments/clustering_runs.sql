@@ -11,8 +11,7 @@ with
 
 selection as (
 
-    select * from {{ ref('cluster_model_selection') }}
-    where is_selected and algorithm = 'kmeans'
+    select * from {{ ref('selected_cluster_model') }}
 
 ),
 
@@ -41,6 +40,12 @@ scaler_parameters as (
 
 ),
 
+orders as (
+
+    select * from {{ ref('int_orders_aggregated') }}
+
+),
+
 line_counts as (
 
     select
@@ -56,12 +61,6 @@ customer_counts as (
         count(*) as n_customers,
         min(snapshot_date) as snapshot_date
     from customer_features
-
-),
-
-orders as (
-
-    select * from {{ ref('int_orders_aggregated') }}
 
 ),
 

@@ -11,6 +11,41 @@ customer_features as (
 
 ),
 
+orders as (
+
+    select * from {{ ref('int_orders_aggregated') }}
+
+),
+
+-- Two imports of the lines rather than one shared CTE: a CTE read twice is materialised (a copy
+-- of every line), one read once is not.
+kept_lines as (
+
+    select * from {{ ref('int_transaction_lines_classified') }}
+    where is_kept
+
+),
+
+returned_lines as (
+
+    select * from {{ ref('int_transaction_lines_classified') }}
+    where is_product_return
+
+),
+
+-- The persisted model: how to scale features, and the centres to score them against.
+scaler_parameters as (
+
+    select * from {{ ref('scaler_parameters') }}
+
+),
+
+cluster_centroids as (
+
+    select * from {{ ref('cluster_centroids') }}
+
+),
+
 segment_names as (
 
     select * from {{ ref('segment_names') }}
@@ -76,14 +111,22 @@ features_over_time as (
 
     {{ customer_features_at(
         'snapshot_dates',
-        var('clustering_features') + ['recency_days', 'frequency', 'monetary'],
+        'orders',
+        'kept_lines',
+        'returned_lines',
+        columns=var('clustering_features') + ['recency_days', 'frequency', 'monetary'],
     ) }}
 
 ),
 
 scored as (
 
-    {{ assign_segment('features_over_time', ['snapshot_date', 'customer_id']) }}
+    {{ assign_segment(
+        'features_over_time',
+        'scaler_parameters',
+        'cluster_centroids',
+        key_columns=['snapshot_date', 'customer_id'],
+    ) }}
 
 ),
 

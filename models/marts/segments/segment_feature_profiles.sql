@@ -24,22 +24,25 @@ cluster_centroids as (
 
 ),
 
+-- One row per customer, with its cluster and every profiled feature as a double.
+clustered_features as (
+
+    select
+        customer_clusters.cluster_id,
+        {%- for feature in features %}
+            cast(customer_features.{{ feature }} as double)
+                as {{ feature }}{{ ',' if not loop.last }}
+        {%- endfor %}
+
+    from customer_features
+    inner join customer_clusters on customer_features.customer_id = customer_clusters.customer_id
+
+),
+
+-- Long form: one row per customer and feature (null values left out).
 feature_values as (
 
-    {% set wide -%}
-        (
-            select
-                customer_clusters.cluster_id,
-                {%- for feature in features %}
-                    cast(customer_features.{{ feature }} as double)
-                        as {{ feature }}{{ ',' if not loop.last }}
-                {%- endfor %}
-            from customer_features
-            inner join customer_clusters
-                on customer_features.customer_id = customer_clusters.customer_id
-        )
-    {%- endset %}
-    {{ unpivot_columns(wide, features, 'feature', 'feature_value') }}
+    {{ unpivot_columns('clustered_features', features, 'feature', 'feature_value') }}
 
 ),
 
@@ -94,4 +97,3 @@ final as (
 )
 
 select * from final
-order by cluster_id, feature

@@ -83,4 +83,3 @@ final as (
 )
 
 select * from final
-order by from_snapshot_date, from_cluster_id nulls first, to_cluster_id

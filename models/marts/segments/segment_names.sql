@@ -130,4 +130,3 @@ final as (
 )
 
 select * from final
-order by cluster_id

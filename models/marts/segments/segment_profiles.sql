@@ -148,4 +148,3 @@ final as (
 )
 
 select * from final
-order by cluster_id

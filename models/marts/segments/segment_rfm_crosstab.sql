@@ -44,4 +44,3 @@ final as (
 )
 
 select * from final
-order by cluster_id asc, n_customers desc

@@ -23,7 +23,7 @@ source as (
 
 ),
 
-renamed as (
+final as (
 
     select
         cast(source_row_number as bigint) as transaction_line_id,
@@ -47,4 +47,4 @@ renamed as (
 
 )
 
-select * from renamed
+select * from final
