@@ -87,6 +87,10 @@ def test_selection_silhouettes_equal_sklearn_on_the_evaluation_sample() -> None:
     for key, labels in labelings.items():
         expected = silhouette_score(points[evaluation], labels[evaluation])
         assert values[key].mean() == pytest.approx(expected, abs=1e-12), key
+    # Labels of the evaluation rows alone are those rows' labels among all.
+    subset = candidate_labelings(points, candidates, tree, config, rows=evaluation)
+    for key, labels in labelings.items():
+        assert np.array_equal(subset[key], labels[evaluation]), key
     # k-means labels are the nearest centre, as customer_clusters assigns them.
     k4 = nearest_centroid(points, candidates[4].centers)[0] + 1
     assert np.array_equal(labelings["kmeans", 4], k4)

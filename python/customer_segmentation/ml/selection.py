@@ -154,16 +154,21 @@ def candidate_labelings(
     candidates: Mapping[int, Candidate],
     tree: WardTree,
     config: ClusteringConfig,
+    rows: np.ndarray | None = None,
 ) -> dict[tuple[str, int], np.ndarray]:
-    """The 1-based cluster of every row for each (algorithm, k).
+    """The 1-based cluster of every row (or of ``rows`` only) for each (algorithm, k).
 
     k-means: the nearest centre, as ``customer_clusters`` assigns; Ward: the tree's cut,
-    numbered like k-means clusters (``ward.numbered_cuts``).
+    numbered like k-means clusters (``ward.numbered_cuts``, from the means of all rows). With
+    ``rows``, the k-means assignment costs only those rows.
     """
     ks = sorted(candidates)
-    labelings = {("kmeans", k): nearest_centroid(matrix, candidates[k].centers)[0] + 1 for k in ks}
+    assigned = matrix if rows is None else matrix[rows]
+    labelings = {
+        ("kmeans", k): nearest_centroid(assigned, candidates[k].centers)[0] + 1 for k in ks
+    }
     for k, ids in numbered_cuts(matrix, tree, ks, config.order_feature_index).items():
-        labelings["hierarchical", k] = ids
+        labelings["hierarchical", k] = ids if rows is None else ids[rows]
     return labelings
 
 

@@ -28,6 +28,7 @@ from customer_segmentation.ml.scaling import (
     invert_scaling,
 )
 from customer_segmentation.ml.selection import (
+    Candidate,
     candidate_labelings,
     evaluated_range,
     evaluation_sample,
@@ -37,7 +38,7 @@ from customer_segmentation.ml.selection import (
 from customer_segmentation.ml.selection import (
     candidate_silhouettes as silhouettes_of_candidates,
 )
-from customer_segmentation.ml.ward import numbered_cuts, ward_leaves, ward_tree
+from customer_segmentation.ml.ward import WardTree, numbered_cuts, ward_leaves, ward_tree
 from customer_segmentation.models.boundary import (
     ModelError,
     Relation,
@@ -110,11 +111,7 @@ def kmeans_candidates(scaled: Relation, config: ClusteringConfig) -> pa.Table:
     ks = evaluated_range(config, len(matrix))
     with stage("kmeans_candidates", f"k-means for k={ks[0]}..{ks[-1]}"):
         candidates = fit_candidates(matrix, ks, config)
-        sizes = {
-            k: np.bincount(nearest_centroid(matrix, c.centers)[0], minlength=k)
-            for k, c in candidates.items()
-        }
-    return candidates_table(candidates, sizes, config.clustering_features)
+    return candidates_table(candidates, config.clustering_features)
 
 
 @dbt_model
@@ -140,21 +137,17 @@ def hierarchy_linkage(scaled: Relation, leaves: Relation, config: ClusteringConf
     return linkage_table(tree)
 
 
-def _labelings(
-    matrix: np.ndarray,
-    ids: np.ndarray,
-    candidates: Relation,
-    leaves: Relation,
-    linkage: Relation,
+def _candidates_and_tree(
+    ids: np.ndarray, candidates: Relation, leaves: Relation, linkage: Relation,
     config: ClusteringConfig,
-) -> tuple[dict, dict[tuple[str, int], np.ndarray], object]:
-    """The candidates, every candidate's labels, and the Ward tree, read from their tables."""
+) -> tuple[dict[int, Candidate], WardTree]:  # fmt: skip
+    """The k-means candidates and the Ward tree, read back from their tables."""
     fits = candidates_from_table(candidates.to_arrow_table(), config.clustering_features)
     tree = ward_tree_from_tables(
         read_ordered(leaves, "customer_id", ids, "hierarchy_leaves"),
         linkage.order("merge_order").to_arrow_table(),
     )
-    return fits, candidate_labelings(matrix, fits, tree, config), tree
+    return fits, tree
 
 
 @dbt_model
@@ -167,11 +160,13 @@ def candidate_silhouettes(
 ) -> pa.Table:
     """Model candidate_silhouettes: silhouettes of every candidate on the evaluation sample."""
     ids, matrix = read_matrix(scaled, config.clustering_features)
-    _, labelings, _ = _labelings(matrix, ids, candidates, leaves, linkage, config)
+    fits, tree = _candidates_and_tree(ids, candidates, leaves, linkage, config)
     evaluation = evaluation_sample(len(matrix), config)
+    labelings = candidate_labelings(matrix, fits, tree, config, rows=evaluation)
+    every = np.arange(len(evaluation))
     with stage("candidate_silhouettes", f"silhouettes of {len(evaluation)} customers"):
-        values = silhouettes_of_candidates(matrix, labelings, evaluation)
-    return silhouettes_table(ids, evaluation, labelings, values)
+        values = silhouettes_of_candidates(matrix[evaluation], labelings, every)
+    return silhouettes_table(ids[evaluation], every, labelings, values)
 
 
 @dbt_model
@@ -185,7 +180,8 @@ def cluster_model_selection(
 ) -> pa.Table:
     """Model cluster_model_selection: metrics for every algorithm and k, and the choice."""
     ids, matrix = read_matrix(scaled, config.clustering_features)
-    fits, labelings, tree = _labelings(matrix, ids, candidates, leaves, linkage, config)
+    fits, tree = _candidates_and_tree(ids, candidates, leaves, linkage, config)
+    labelings = candidate_labelings(matrix, fits, tree, config)
     mean_silhouettes = mean_by_candidate(
         silhouettes.order("algorithm, k, customer_id").to_arrow_table()
     )

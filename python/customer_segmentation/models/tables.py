@@ -102,9 +102,7 @@ def ward_tree_from_tables(leaves: pa.Table, linkage: pa.Table) -> WardTree:
     return WardTree(linkage_matrix(linkage), leaf_of_row, np.bincount(leaf_of_row), method)
 
 
-def candidates_table(
-    candidates: Mapping[int, Candidate], sizes: Mapping[int, np.ndarray], features: Sequence[str]
-) -> pa.Table:
+def candidates_table(candidates: Mapping[int, Candidate], features: Sequence[str]) -> pa.Table:
     """``kmeans_candidates``: the k-means fit at every evaluated k, a row per cluster, feature."""
     rows = [
         {
@@ -113,7 +111,6 @@ def candidates_table(
             "feature": feature,
             "feature_order": j + 1,
             "center_scaled": float(candidate.centers[cluster, j]),
-            "n_customers": int(sizes[k][cluster]),
             "inertia": candidate.inertia,
         }
         for k, candidate in sorted(candidates.items())

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from customer_segmentation.config import ClusteringConfig
-from customer_segmentation.ml.kmeans import check_can_cluster, cluster_order, nearest_centroid
+from customer_segmentation.ml.kmeans import check_can_cluster, cluster_order
 from customer_segmentation.ml.metrics import silhouette_values
 from customer_segmentation.ml.scaling import invert_scaling
 from customer_segmentation.ml.selection import (
@@ -90,11 +90,7 @@ def kmeans_candidates(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
     """Model kmeans_candidates on Spark: the k-means sweep on the driver sample."""
     _, matrix = _selection_sample(scaled, config)
     candidates = fit_candidates(matrix, evaluated_range(config, len(matrix)), config)
-    sizes = {
-        k: np.bincount(nearest_centroid(matrix, c.centers)[0], minlength=k)
-        for k, c in candidates.items()
-    }
-    return spark_table(scaled, candidates_table(candidates, sizes, config.clustering_features))
+    return spark_table(scaled, candidates_table(candidates, config.clustering_features))
 
 
 def hierarchy_leaves(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
@@ -127,10 +123,11 @@ def candidate_silhouettes(
     tree = fit_ward(
         matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
     )
-    labelings = candidate_labelings(matrix, fits, tree, config)
     evaluation = evaluation_sample(len(matrix), config)
-    values = silhouettes_of_candidates(matrix, labelings, evaluation)
-    return spark_table(scaled, silhouettes_table(ids, evaluation, labelings, values))
+    labelings = candidate_labelings(matrix, fits, tree, config, rows=evaluation)
+    every = np.arange(len(evaluation))
+    values = silhouettes_of_candidates(matrix[evaluation], labelings, every)
+    return spark_table(scaled, silhouettes_table(ids[evaluation], every, labelings, values))
 
 
 def cluster_model_selection(
