@@ -255,7 +255,7 @@ def test_bundled_data_clustering(bundled_build: DbtRun) -> None:
     assert run.scalar("select count(*) from hierarchy_linkage") == n_customers - 1
     assert run.scalar("select count(*) from customer_silhouettes") == n_customers
     # Progress lines from the Python models reach the dbt log.
-    assert "[cluster_model_selection] k-means for k=2..10" in run.output
+    assert "[kmeans_candidates] k-means for k=2..10" in run.output
 
 
 def test_too_few_customers_to_cluster_fail_with_a_clear_message(tmp_path: Path, dbt_runner) -> None:
