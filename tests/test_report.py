@@ -223,6 +223,74 @@ def test_the_builds_view_sees_the_row_written_after_it(bundled_build: DbtRun) ->
     assert rows[-1] == ("success", True)
 
 
+def builds_database(path: Path, builds: list[tuple]) -> duckdb.DuckDBPyConnection:
+    """A database with build_log rows for the given builds and the rpt_builds view over it.
+
+    Each build: (invocation_id, minute started, is_full_build, file, status or None).
+    """
+    sql = (REPORT_MODELS_DIR / "rpt_builds.sql").read_text()
+    sql = re.sub(r"\{\{ config\(.*?\) \}\}", "", sql)
+    sql = sql.replace("{{ source('build_hooks', 'build_log') }}", "build_log")
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "create table build_log (invocation_id varchar, event varchar, logged_at timestamp, "
+            "command varchar, status varchar, failed_nodes varchar, "
+            "raw_transactions_path varchar, is_full_build boolean)"
+        )
+        for invocation_id, minute, full, file, status in builds:
+            at = f"2026-01-01 10:{minute:02d}:00"
+            con.execute(
+                "insert into build_log values (?, 'started', ?, 'build', 'running', null, ?, ?)",
+                [invocation_id, at, file, full],
+            )
+            if status:
+                failed = "scaler_parameters (error)" if status == "error" else None
+                con.execute(
+                    "insert into build_log values (?, 'finished', ?, 'build', ?, ?, ?, ?)",
+                    [invocation_id, at, status, failed, file, full],
+                )
+        con.execute(f"create view rpt_builds as {sql}")
+    return duckdb.connect(str(path), read_only=True)
+
+
+@pytest.mark.parametrize(
+    ("builds", "message"),
+    [
+        ([("a", 1, True, "a.csv", "success")], None),
+        ([("a", 1, True, "a.csv", "success"), ("b", 2, False, "a.csv", "success")], None),
+        ([("a", 1, True, "a.csv", None)], r"the latest build, dbt build started 2026-01-01 "
+         r"10:01:00 UTC \(a\), did not finish \(killed, or still running\)"),
+        ([("a", 1, True, "a.csv", "success"), ("b", 2, True, "b.csv", "error")],
+         r"the latest build, .* \(b\), failed \(scaler_parameters \(error\)\)"),
+        ([("a", 1, False, "a.csv", "success")], r"no complete `dbt build`"),
+        ([("a", 1, True, "a.csv", "success"), ("b", 2, False, "b.csv", "success")],
+         r"\(b\) read b\.csv, but the last complete build read a\.csv"),
+        ([("a", 1, True, "a.csv", "success"), ("b", 2, False, "a.csv", "error"),
+          ("c", 3, False, "a.csv", "success")],
+         r"\(b\) after the last complete build failed \(scaler_parameters \(error\)\)"),
+    ],
+)  # fmt: skip
+def test_the_builds_view_and_check_refuse_mixed_tables(
+    builds: list[tuple], message: str | None, tmp_path: Path
+) -> None:
+    database = tmp_path / "builds.duckdb"
+    with builds_database(database, builds) as con:
+        if message is None:
+            report.check_latest_build(con, database)
+        else:
+            with pytest.raises(report.ReportError, match=message):
+                report.check_latest_build(con, database)
+
+
+def test_a_database_without_build_log_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "no_log.duckdb"
+    with (
+        duckdb.connect(str(database)) as con,
+        pytest.raises(report.ReportError, match="has no build_log"),
+    ):
+        report.check_latest_build(con, database)
+
+
 def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(report.ReportError, match="no such database; run `make build` first"):
         report.load_marts(tmp_path / "nope.duckdb")

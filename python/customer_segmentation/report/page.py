@@ -110,10 +110,10 @@ def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
         ReportError: naming the build (its start, UTC, and invocation id) and what is wrong.
 
     """
-    # rpt_builds: invocation_id, started_at, command, is_full_build, raw_transactions_path,
-    # status, failed_nodes; one row per build, oldest first.
+    # One row per build, oldest first, by column name (models/reports/rpt_builds.sql).
     try:
-        builds = con.sql(report_query(BUILDS_MODEL)).fetchall()
+        relation = con.sql(report_query(BUILDS_MODEL))
+        builds = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
     except duckdb.Error:
         builds = []
     if not builds:
@@ -122,23 +122,25 @@ def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
             "complete build; run `make build`"
         )
 
-    def named(build: tuple) -> str:
-        invocation_id, started_at, command = build[:3]
-        return f"dbt {command} started {started_at:%Y-%m-%d %H:%M:%S} UTC ({invocation_id})"
+    def named(build: dict) -> str:
+        return (
+            f"dbt {build['command']} started {build['started_at']:%Y-%m-%d %H:%M:%S} UTC "
+            f"({build['invocation_id']})"
+        )
 
     latest = builds[-1]
-    if latest[5] is None:
+    if latest["status"] is None:
         raise ReportError(
             f"{database}: the latest build, {named(latest)}, did not finish (killed, or still "
             "running), so the tables mix it with an earlier build; run `make build` again"
         )
-    if latest[5] != "success":
+    if latest["status"] != "success":
         raise ReportError(
-            f"{database}: the latest build, {named(latest)}, failed ({latest[6]}), so the "
-            "tables mix it with an earlier build; fix what dbt reported and run `make build` "
-            "again"
+            f"{database}: the latest build, {named(latest)}, failed "
+            f"({latest['failed_nodes']}), so the tables mix it with an earlier build; fix what "
+            "dbt reported and run `make build` again"
         )
-    complete = [i for i, b in enumerate(builds) if b[3] and b[5] == "success"]
+    complete = [i for i, b in enumerate(builds) if b["is_full_build"] and b["status"] == "success"]
     if not complete:
         raise ReportError(
             f"{database}: no complete `dbt build` (without --select) has succeeded on it, so "
@@ -146,16 +148,17 @@ def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
         )
     full = builds[complete[-1]]
     for later in builds[complete[-1] + 1 :]:
-        if later[5] != "success":
+        if later["status"] != "success":
+            what = f"failed ({later['failed_nodes']})" if later["status"] else "did not finish"
             raise ReportError(
-                f"{database}: {named(later)} after the last complete build "
-                f"{'failed (' + str(later[6]) + ')' if later[5] else 'did not finish'}, so the "
+                f"{database}: {named(later)} after the last complete build {what}, so the "
                 "tables mix two builds; run `make build` again"
             )
-        if later[4] != full[4]:
+        if later["raw_transactions_path"] != full["raw_transactions_path"]:
             raise ReportError(
-                f"{database}: {named(later)} read {later[4]}, but the last complete build "
-                f"read {full[4]}, so the tables mix two files; run `make build` again"
+                f"{database}: {named(later)} read {later['raw_transactions_path']}, but the last "
+                f"complete build read {full['raw_transactions_path']}, so the tables mix two "
+                "files; run `make build` again"
             )
 
 
