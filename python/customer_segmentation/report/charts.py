@@ -582,8 +582,7 @@ def centroid_heatmap(
 
     Colours are clamped at +-1.5.
     """
-    data = z_scores
-    base = alt.Chart(data).encode(
+    base = alt.Chart(z_scores).encode(
         x=alt.X("feature:N", title=None, sort=features, axis=alt.Axis(labelAngle=-40)),
         y=alt.Y("segment_name:N", sort=scale.domain, title=None),
     )
@@ -605,7 +604,7 @@ def centroid_heatmap(
     labels = base.mark_text(fontSize=9).encode(text=alt.Text("z_score:Q", format=".1f"))
     return (cells + labels).properties(
         width=WIDTH,
-        height=36 * data["segment_name"].nunique(),
+        height=36 * z_scores["segment_name"].nunique(),
         title=alt.Title(
             "Segment profiles: z-score of each segment's mean",
             subtitle="Red: above all customers' mean; blue: below (in standard deviations; "
@@ -620,10 +619,9 @@ def profile_bars(lifts: pd.DataFrame, scale: alt.Scale) -> alt.FacetChart:
     One panel per feature, in ``feature_order``; the model leaves out lifts a log axis cannot
     show.
     """
-    data = lifts
     features = lifts.sort_values("feature_order")["feature"].unique().tolist()
     return (
-        alt.Chart(data)
+        alt.Chart(lifts)
         .mark_bar()
         .encode(
             y=alt.Y("segment_name:N", sort=scale.domain, title=None),
@@ -638,7 +636,7 @@ def profile_bars(lifts: pd.DataFrame, scale: alt.Scale) -> alt.FacetChart:
                 alt.Tooltip("lift:Q", format=".2f"),
             ],
         )
-        .properties(width=250, height=28 * data["segment_name"].nunique())
+        .properties(width=250, height=28 * lifts["segment_name"].nunique())
         .facet(facet=alt.Facet("feature:N", title=None, sort=features), columns=2)
         .properties(
             title=alt.Title(
@@ -696,13 +694,12 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
             .encode(text="text:N")
             .properties(width=360, height=60, title="Segment migration")
         )
-    latest = migration
-    days = int(latest["period_days"].iloc[0])
-    kind = str(latest["period_kind"].iloc[0]).replace("_", " ")
-    start = pd.Timestamp(latest["from_snapshot_date"].iloc[0]).date()
-    end = pd.Timestamp(latest["to_snapshot_date"].iloc[0]).date()
+    days = int(migration["period_days"].iloc[0])
+    kind = str(migration["period_kind"].iloc[0]).replace("_", " ")
+    start = pd.Timestamp(migration["from_snapshot_date"].iloc[0]).date()
+    end = pd.Timestamp(migration["to_snapshot_date"].iloc[0]).date()
     from_order = ["(new customer)", *scale.domain]
-    base = alt.Chart(latest).encode(
+    base = alt.Chart(migration).encode(
         x=alt.X(
             "to_segment_name:N",
             sort=scale.domain,
