@@ -1,29 +1,106 @@
-"""The report: every chart is a valid Vega-Lite spec, PNGs are real images, the page is whole."""
+"""The report: every chart is a valid Vega-Lite spec, PNGs are real images, the page is whole,
+and the report reads nothing but the report models, the exposure's parents."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import altair as alt
+import duckdb
+import pandas as pd
 import pytest
+import yaml
 
-from conftest import DbtRun, database_held_open
+from conftest import PROJECT_ROOT, DbtRun, database_held_open
 from customer_segmentation.report import page as report
 
 SECTIONS = ["data", "features", "choosing_k", "quality", "segments", "movement"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPORT_MODELS_DIR = PROJECT_ROOT / "models" / "reports"
+EXPOSURE = "exposure.customer_segmentation.segmentation_report"
+# The one statement the report may run on a model: `select *` from it, ordered or not.
+REPORT_STATEMENT = re.compile(r"select \* from (rpt_\w+)(?: order by \w+(?:, \w+)*)?")
+
+
+class RecordingConnection:
+    """A DuckDB connection that records every statement; any other way of reading fails."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+        self._con = con
+        self._statements = statements
+
+    def sql(self, query: str, *args: object, **kwargs: object) -> object:
+        self._statements.append(query)
+        return self._con.sql(query, *args, **kwargs)
+
+    def execute(self, query: str, *args: object, **kwargs: object) -> object:
+        self._statements.append(query)
+        return self._con.execute(query, *args, **kwargs)
+
+    def query(self, query: str, *args: object, **kwargs: object) -> object:
+        self._statements.append(query)
+        return self._con.query(query, *args, **kwargs)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __getattr__(self, name: str) -> object:
+        # table(), view(), read_parquet(), ... would read without a statement to check.
+        raise AssertionError(f"the report used connection.{name}: only SQL statements are checked")
+
+
+@dataclass
+class Rendered:
+    """One run of the report's command line on the bundled build."""
+
+    out: Path
+    statements: list[str]
+    sections: list[report.Section]
 
 
 @pytest.fixture(scope="module")
-def sections(bundled_build: DbtRun) -> list[report.Section]:
-    return report.build_sections(report.load_marts(bundled_build.database))
+def rendered(bundled_build: DbtRun, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The report as `python -m customer_segmentation.report` writes it, once for every test:
+    the page and every PNG, every SQL statement it ran, and the sections it drew."""
+    out = tmp_path_factory.mktemp("report")
+    statements: list[str] = []
+    sections: list[list[report.Section]] = []
+    connect = duckdb.connect
+    build_sections = report.build_sections
+
+    def recording_connect(*args: object, **kwargs: object) -> RecordingConnection:
+        return RecordingConnection(connect(*args, **kwargs), statements)
+
+    def kept_sections(data: dict[str, pd.DataFrame]) -> list[report.Section]:
+        sections.append(build_sections(data))
+        return sections[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(report.duckdb, "connect", recording_connect)
+        patch.setattr(report, "build_sections", kept_sections)
+        assert report.main(["--database", str(bundled_build.database), "--out", str(out)]) == 0
+    assert len(sections) == 1
+    return Rendered(out, statements, sections[0])
+
+
+@pytest.fixture(scope="module")
+def sections(rendered: Rendered) -> list[report.Section]:
+    return rendered.sections
 
 
 def all_charts(sections: list[report.Section]) -> dict[str, alt.TopLevelMixin]:
     return {name: chart for s in sections for name, chart in s.charts.items()}
 
 
+def manifest(run: DbtRun) -> dict:
+    return json.loads((run.database.parent / "target" / "manifest.json").read_text())
+
+
+@pytest.mark.dbt
 def test_every_section_and_chart_is_built(sections: list[report.Section]) -> None:
     assert [s.key for s in sections] == SECTIONS
     charts = all_charts(sections)
@@ -33,6 +110,7 @@ def test_every_section_and_chart_is_built(sections: list[report.Section]) -> Non
         assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/"), name
 
 
+@pytest.mark.dbt
 def test_segments_have_one_colour_each_in_cluster_order(
     sections: list[report.Section], bundled_build: DbtRun
 ) -> None:
@@ -48,27 +126,169 @@ def test_segments_have_one_colour_each_in_cluster_order(
     assert len(set(color["range"])) == len(names)
 
 
-def test_png_export_gives_images(sections: list[report.Section], tmp_path: Path) -> None:
-    for name, chart in all_charts(sections).items():
-        path = tmp_path / f"{name}.png"
-        chart.save(str(path))
-        content = path.read_bytes()
+@pytest.mark.dbt
+def test_png_export_gives_images(sections: list[report.Section], rendered: Rendered) -> None:
+    figures = rendered.out / "figures"
+    assert sorted(p.stem for p in figures.glob("*.png")) == sorted(all_charts(sections))
+    for name in all_charts(sections):
+        content = (figures / f"{name}.png").read_bytes()
         assert content.startswith(PNG_SIGNATURE), name
         assert len(content) > 5_000, name
 
 
-def test_page_is_self_contained_and_complete(bundled_build: DbtRun, tmp_path: Path) -> None:
-    written = report.write_report(bundled_build.database, tmp_path, png=False)
-    page = written[0].read_text(encoding="utf-8")
+@pytest.mark.dbt
+def test_page_is_self_contained_and_complete(
+    rendered: Rendered, sections: list[report.Section], bundled_build: DbtRun
+) -> None:
+    page = (rendered.out / "index.html").read_text(encoding="utf-8")
     assert "<script src=" not in page  # Vega, Vega-Lite and vega-embed are inline
     assert "vegaEmbed" in page
     for key in ["summary", *SECTIONS]:
         assert f'<section id="{key}">' in page
-    for name in all_charts(report.build_sections(report.load_marts(bundled_build.database))):
+    for name in all_charts(sections):
         assert f'id="chart-{name}"' in page
     k = bundled_build.scalar("select k from cluster_model_selection where is_selected limit 1")
     assert f"<b>{k} segments</b>" in page
     assert "Recommended action" in page
+
+
+@pytest.mark.dbt
+def test_the_report_reads_only_the_exposures_parents(
+    rendered: Rendered, bundled_build: DbtRun
+) -> None:
+    read = []
+    for statement in rendered.statements:
+        match = REPORT_STATEMENT.fullmatch(statement)
+        assert match, f"the report ran {statement!r}, not a select * from a report model"
+        read.append(match.group(1))
+        assert tables_named(statement) == [match.group(1)], statement
+    assert len(read) == len(set(read)), "a report model read twice"
+    assert read == list(report.REPORT_MODELS)  # the builds last, after the charts' models
+
+    nodes = manifest(bundled_build)["nodes"]
+    parents = manifest(bundled_build)["exposures"][EXPOSURE]["depends_on"]["nodes"]
+    assert {nodes[p]["relation_name"].split(".")[-1].strip('"') for p in parents} == set(read)
+    for parent in parents:
+        node = nodes[parent]
+        assert node["resource_type"] == "model", parent
+        assert node["original_file_path"].startswith("models/reports/rpt_"), parent
+        assert node["access"] == "public", parent
+        assert node["config"]["materialized"] == "view", parent
+
+
+def tables_named(statement: str) -> list[str]:
+    """Every table or view a statement names, from DuckDB's own parse of it."""
+    with duckdb.connect() as con:
+        parsed = con.execute("select json_serialize_sql($1::varchar)", [statement]).fetchall()
+    tree = json.loads(parsed[0][0])
+    assert not tree["error"], tree
+    names: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                names.append(node["table_name"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return names
+
+
+def test_report_models_are_the_exposures_parents_and_documented() -> None:
+    # Without a build: the list the report reads and the exposure's depends_on are the same.
+    spec = yaml.safe_load((REPORT_MODELS_DIR / "_reports.yml").read_text())
+    (exposure,) = spec["exposures"]
+    assert exposure["name"] == "segmentation_report"
+    refs = [re.fullmatch(r"ref\('(\w+)'\)", d).group(1) for d in exposure["depends_on"]]
+    assert refs == list(report.REPORT_MODELS)
+    documented = {m["name"]: m for m in spec["models"]}
+    assert set(documented) == {p.stem for p in REPORT_MODELS_DIR.glob("rpt_*.sql")}
+    assert set(documented) == set(report.REPORT_MODELS)
+    for name, model in documented.items():
+        assert model.get("description"), name
+        assert all(c.get("description") for c in model["columns"]), name
+    assert not (PROJECT_ROOT / "models" / "marts" / "_exposures.yml").exists()
+
+
+@pytest.mark.dbt
+def test_the_builds_view_sees_the_row_written_after_it(bundled_build: DbtRun) -> None:
+    # rpt_builds is created early in the build; the on-run-end row comes after every model.
+    kind = "select table_type from information_schema.tables where table_name = 'rpt_builds'"
+    assert bundled_build.scalar(kind) == "VIEW"
+    rows = bundled_build.query("select status, is_full_build from rpt_builds order by started_at")
+    assert rows[-1] == ("success", True)
+
+
+def builds_database(path: Path, builds: list[tuple]) -> duckdb.DuckDBPyConnection:
+    """A database with build_log rows for the given builds and the rpt_builds view over it.
+
+    Each build: (invocation_id, minute started, is_full_build, file, status or None).
+    """
+    sql = (REPORT_MODELS_DIR / "rpt_builds.sql").read_text()
+    sql = re.sub(r"\{\{ config\(.*?\) \}\}", "", sql)
+    sql = sql.replace("{{ source('build_hooks', 'build_log') }}", "build_log")
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "create table build_log (invocation_id varchar, event varchar, logged_at timestamp, "
+            "command varchar, status varchar, failed_nodes varchar, "
+            "raw_transactions_path varchar, is_full_build boolean)"
+        )
+        for invocation_id, minute, full, file, status in builds:
+            at = f"2026-01-01 10:{minute:02d}:00"
+            con.execute(
+                "insert into build_log values (?, 'started', ?, 'build', 'running', null, ?, ?)",
+                [invocation_id, at, file, full],
+            )
+            if status:
+                failed = "scaler_parameters (error)" if status == "error" else None
+                con.execute(
+                    "insert into build_log values (?, 'finished', ?, 'build', ?, ?, ?, ?)",
+                    [invocation_id, at, status, failed, file, full],
+                )
+        con.execute(f"create view rpt_builds as {sql}")
+    return duckdb.connect(str(path), read_only=True)
+
+
+@pytest.mark.parametrize(
+    ("builds", "message"),
+    [
+        ([("a", 1, True, "a.csv", "success")], None),
+        ([("a", 1, True, "a.csv", "success"), ("b", 2, False, "a.csv", "success")], None),
+        ([("a", 1, True, "a.csv", None)], r"the latest build, dbt build started 2026-01-01 "
+         r"10:01:00 UTC \(a\), did not finish \(killed, or still running\)"),
+        ([("a", 1, True, "a.csv", "success"), ("b", 2, True, "b.csv", "error")],
+         r"the latest build, .* \(b\), failed \(scaler_parameters \(error\)\)"),
+        ([("a", 1, False, "a.csv", "success")], r"no complete `dbt build`"),
+        ([("a", 1, True, "a.csv", "success"), ("b", 2, False, "b.csv", "success")],
+         r"\(b\) read b\.csv, but the last complete build read a\.csv"),
+        ([("a", 1, True, "a.csv", "success"), ("b", 2, False, "a.csv", "error"),
+          ("c", 3, False, "a.csv", "success")],
+         r"\(b\) after the last complete build failed \(scaler_parameters \(error\)\)"),
+    ],
+)  # fmt: skip
+def test_the_builds_view_and_check_refuse_mixed_tables(
+    builds: list[tuple], message: str | None, tmp_path: Path
+) -> None:
+    database = tmp_path / "builds.duckdb"
+    with builds_database(database, builds) as con:
+        if message is None:
+            report.check_latest_build(con, database)
+        else:
+            with pytest.raises(report.ReportError, match=message):
+                report.check_latest_build(con, database)
+
+
+def test_a_database_without_build_log_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "no_log.duckdb"
+    with (
+        duckdb.connect(str(database)) as con,
+        pytest.raises(report.ReportError, match="has no build_log"),
+    ):
+        report.check_latest_build(con, database)
 
 
 def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
@@ -88,8 +308,6 @@ def test_database_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> 
 
 
 def test_a_database_without_the_marts_is_a_clear_error(tmp_path: Path) -> None:
-    import duckdb
-
     database = tmp_path / "empty.duckdb"
     duckdb.connect(str(database)).close()
     with pytest.raises(report.ReportError, match="a table the report reads is missing"):
@@ -97,8 +315,6 @@ def test_a_database_without_the_marts_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_scatter_says_how_many_customers_the_sample_shows() -> None:
-    import pandas as pd
-
     from customer_segmentation.report import charts
 
     sample = pd.DataFrame(
@@ -115,8 +331,122 @@ def test_scatter_says_how_many_customers_the_sample_shows() -> None:
     assert spec["title"]["subtitle"] == "3 of 10 customers shown"
 
 
-def test_per_customer_tables_are_aggregated_or_sampled_in_sql() -> None:
+def run_compiled(
+    run: DbtRun, model: str, tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> pd.DataFrame:
+    """A report model's SQL, as the build compiled it, on made-up tables in a database of the
+    same name (the compiled SQL names the database)."""
+    compiled = run.database.parent / "target" / "compiled" / "customer_segmentation"
+    sql = (compiled / "models" / "reports" / f"{model}.sql").read_text()
+    with duckdb.connect(str(tmp_path / run.database.name)) as con:
+        for name, frame in tables.items():
+            con.register("frame", frame)
+            con.execute(f"create table main.{name} as select * from frame")
+            con.unregister("frame")
+        return con.sql(sql).df()
+
+
+@pytest.mark.dbt
+def test_per_customer_tables_are_aggregated_or_sampled_in_sql(
+    bundled_build: DbtRun, tmp_path: Path
+) -> None:
     # The report never pulls every customer's rows to count or sample them in pandas.
-    assert "group by" in report.MART_QUERIES["rfm_cells"]
-    assert "group by" in report.MART_QUERIES["history_counts"]
-    assert f"limit {report.PCA_SAMPLE_SIZE}" in report.MART_QUERIES["clusters_sample"]
+    assert "group by" in (REPORT_MODELS_DIR / "rpt_rfm_cells.sql").read_text()
+    assert "group by" in (REPORT_MODELS_DIR / "rpt_segment_sizes_over_time.sql").read_text()
+    assert "{%- set sample_size = 5000 %}" in (REPORT_MODELS_DIR / "rpt_pca_sample.sql").read_text()
+    q = bundled_build.scalar
+    assert q("select count(*) from rpt_rfm_cells") == q(
+        "select count(distinct (r_score, f_score)) from customer_rfm_segments"
+    )
+    assert q("select sum(customers) from rpt_rfm_cells") == q(
+        "select count(*) from customer_rfm_segments"
+    )
+    assert q("select sum(customers) from rpt_segment_sizes_over_time") == q(
+        "select count(*) from customer_segment_history"
+    )
+    # The bundled data has fewer customers than the sample: every one of them, in hash order.
+    assert bundled_build.query("select customer_id from rpt_pca_sample order by draw_order") == (
+        bundled_build.query(
+            "select customer_id from customer_clusters order by hash(customer_id), customer_id"
+        )
+    )
+    # More customers than the sample: 5,000 of them, the first in hash order.
+    customers = pd.DataFrame({"customer_id": range(1, 6_001)})
+    clusters = customers.assign(
+        cluster_id=customers["customer_id"] % 2 + 1,
+        hierarchical_cluster_id=1,
+        distance_to_centroid=0.5,
+        pca_1=0.0,
+        pca_2=1.0,
+    )
+    names = pd.DataFrame({"cluster_id": [1, 2], "segment_name": ["A", "B"]})
+    sample = run_compiled(
+        bundled_build,
+        "rpt_pca_sample",
+        {"customer_clusters": clusters, "segment_names": names},
+        tmp_path,
+    ).sort_values("draw_order")
+    assert len(sample) == 5_000
+    assert set(sample["n_customers"]) == {6_000}
+    with duckdb.connect() as con:
+        con.register("clusters", clusters)
+        first = con.sql(
+            "select customer_id from clusters order by hash(customer_id), customer_id limit 5000"
+        ).fetchall()
+    assert sample["customer_id"].tolist() == [row[0] for row in first]
+
+
+def migration_rows(to_dates: list[str], kinds: list[str]) -> pd.DataFrame:
+    """Two rows (a stay and a move) per period ending at each date."""
+    rows = []
+    for to_date, kind in zip(to_dates, kinds, strict=True):
+        end = pd.Timestamp(to_date)
+        for to_cluster in (1, 2):
+            rows.append(
+                {
+                    "from_snapshot_date": (end - pd.Timedelta(days=30)).date(),
+                    "to_snapshot_date": end.date(),
+                    "period_kind": kind,
+                    "period_days": 30,
+                    "from_cluster_id": 1,
+                    "from_segment_name": "A",
+                    "to_cluster_id": to_cluster,
+                    "to_segment_name": "AB"[to_cluster - 1],
+                    "n_customers": 5,
+                    "n_entered": 0,
+                    "n_ordered_in_period": 1,
+                    "n_lapsed_in_period": 0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.dbt
+def test_the_migration_chart_shows_the_last_full_period(
+    bundled_build: DbtRun, tmp_path: Path
+) -> None:
+    # On the bundled data: the last month before the partial one to the snapshot date.
+    shown = "select distinct to_snapshot_date, period_kind from rpt_segment_migration"
+    last_month = "select max(to_snapshot_date) from segment_migration where period_kind = 'month'"
+    assert bundled_build.query(shown) == [(bundled_build.scalar(last_month), "month")]
+    # Full periods and a partial one: the last full one.
+    months = migration_rows(
+        ["2011-10-01", "2011-11-01", "2011-12-10"], ["month", "month", "month_to_date"]
+    )
+    only_partial = migration_rows(["2011-12-10"], ["month_to_date"])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    result = run_compiled(
+        bundled_build, "rpt_segment_migration", {"segment_migration": months}, tmp_path / "a"
+    )
+    assert set(result["to_snapshot_date"].astype(str)) == {"2011-11-01"}
+    assert len(result) == 2
+    # Only a partial period (a snapshot date inside the first period): that one.
+    result = run_compiled(
+        bundled_build,
+        "rpt_segment_migration",
+        {"segment_migration": only_partial},
+        tmp_path / "b",
+    )
+    assert set(result["period_kind"]) == {"month_to_date"}
+    assert len(result) == 2

@@ -1,4 +1,7 @@
-"""One function per report chart: each takes mart data (pandas) and returns an Altair chart.
+"""One function per report chart: each takes report model rows and returns an Altair chart.
+
+The rows are a report model's (models/reports, as pandas). What to show (which rows, features,
+sample) is decided in the models' SQL; these functions only lay the data out and draw it.
 
 Segments always appear by name, in cluster order, with one colour each from a colour-blind-safe
 palette (Paul Tol's "muted"), the same in every chart: build the scale once with
@@ -42,7 +45,7 @@ def _segment_color(scale: alt.Scale, title: str = "Segment") -> alt.Color:
 
 
 def cleaning_audit(audit: pd.DataFrame) -> alt.Chart:
-    """Raw lines per cleaning class, in rule order (data_quality_audit)."""
+    """Raw lines per cleaning class, in rule order (rpt_cleaning_audit)."""
     order = audit.sort_values("rule_order")["row_class"].tolist()
     return (
         alt.Chart(audit, title="Every raw line is kept or dropped for a named reason")
@@ -114,11 +117,10 @@ def monthly_activity(monthly: pd.DataFrame) -> alt.VConcatChart:
     )
 
 
-def revenue_by_country(countries: pd.DataFrame, top: int = 15) -> alt.Chart:
-    """Revenue of the top countries, largest first (country_summary)."""
-    data = countries.nsmallest(top, "revenue_rank")
+def revenue_by_country(countries: pd.DataFrame) -> alt.Chart:
+    """Revenue of the top countries, largest first (rpt_revenue_by_country)."""
     return (
-        alt.Chart(data, title=f"Revenue by country (top {top})")
+        alt.Chart(countries, title=f"Revenue by country (top {len(countries)})")
         .mark_bar(color="#332288")
         .encode(
             x=alt.X("revenue:Q", title="Revenue (GBP)"),
@@ -135,8 +137,7 @@ def revenue_by_country(countries: pd.DataFrame, top: int = 15) -> alt.Chart:
 
 
 def cohort_retention(cohorts: pd.DataFrame, partial_months: list[str]) -> alt.Chart:
-    """Share of each monthly cohort active N months later (cohort_retention)."""
-    data = cohorts[cohorts["months_since_first_purchase"] > 0]
+    """Share of each monthly cohort active N months later (rpt_cohort_retention, month 0 out)."""
     subtitle = (
         f"The last cell of each row is {partial_months[-1]}, a partial month: read it as a "
         "lower bound."
@@ -145,7 +146,7 @@ def cohort_retention(cohorts: pd.DataFrame, partial_months: list[str]) -> alt.Ch
     )
     return (
         alt.Chart(
-            data,
+            cohorts,
             title=alt.Title(
                 "Cohort retention: share of each month's new customers ordering again",
                 subtitle=subtitle,
@@ -178,11 +179,10 @@ def cohort_retention(cohorts: pd.DataFrame, partial_months: list[str]) -> alt.Ch
 
 
 def order_value_distribution(distribution: pd.DataFrame) -> alt.Chart:
-    """Orders per order-value bucket, buckets in order (order_size_distribution)."""
-    data = distribution[distribution["measure"] == "order_value"]
-    order = data.sort_values("bucket_order")["bucket_label"].tolist()
+    """Orders per order-value bucket, buckets in order (rpt_order_value_distribution)."""
+    order = distribution.sort_values("bucket_order")["bucket_label"].tolist()
     return (
-        alt.Chart(data, title="Order value distribution")
+        alt.Chart(distribution, title="Order value distribution")
         .mark_bar(color="#332288")
         .encode(
             x=alt.X("bucket_label:N", sort=order, title="Order value (GBP)"),
@@ -198,7 +198,7 @@ def order_value_distribution(distribution: pd.DataFrame) -> alt.Chart:
 
 
 def purchase_timing(timing: pd.DataFrame) -> alt.Chart:
-    """Orders by weekday and hour (purchase_timing)."""
+    """Orders by weekday and hour (rpt_purchase_timing)."""
     weekdays = timing.sort_values("iso_weekday")["weekday_name"].unique().tolist()
     return (
         alt.Chart(timing, title="When customers order: weekday x hour of day")
@@ -262,7 +262,7 @@ def feature_distributions(features: pd.DataFrame) -> alt.HConcatChart:
 
 
 def feature_correlations(features: pd.DataFrame, columns: list[str]) -> alt.Chart:
-    """Spearman correlation between customer features (rank-based: robust to skew)."""
+    """Spearman correlation between the columns (rank-based: robust to skew), in that order."""
     matrix = features[columns].astype(float).corr(method="spearman")
     data = matrix.reset_index(names="feature_a").melt(
         id_vars="feature_a", var_name="feature_b", value_name="correlation"
@@ -289,7 +289,7 @@ def feature_correlations(features: pd.DataFrame, columns: list[str]) -> alt.Char
 
 
 def rfm_grid(cells: pd.DataFrame) -> alt.HConcatChart:
-    """Customers and revenue per R x F cell (customer_rfm_segments grouped by r and f score)."""
+    """Customers and revenue per R x F cell (rpt_rfm_cells)."""
     panels = []
     for field, title, fmt in [
         ("customers", "Customers", ","),
@@ -514,7 +514,8 @@ def _leaf_counts(z: np.ndarray, n_leaves: int) -> np.ndarray:
 def pca_scatter(sample: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
     """Customers on the first two principal components, coloured by segment.
 
-    ``sample``: customer_clusters rows (all, or a fixed sample), with ``n_customers``, the total.
+    ``sample``: rpt_pca_sample rows (all customers, or a fixed sample), with ``n_customers``,
+    the total, and in the order the points are drawn.
     """
     data = sample
     total = int(sample["n_customers"].iloc[0])
@@ -575,11 +576,13 @@ def segment_sizes(profiles: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
 
 
 def centroid_heatmap(
-    feature_profiles: pd.DataFrame, scale: alt.Scale, features: list[str]
+    z_scores: pd.DataFrame, scale: alt.Scale, features: list[str]
 ) -> alt.LayerChart:
-    """z-score of each segment's mean, per feature (colours clamped at +-1.5)."""
-    data = feature_profiles.dropna(subset=["z_score"])
-    base = alt.Chart(data).encode(
+    """z-score of each segment's mean, per feature, in ``features`` order (rpt_segment_z_scores).
+
+    Colours are clamped at +-1.5.
+    """
+    base = alt.Chart(z_scores).encode(
         x=alt.X("feature:N", title=None, sort=features, axis=alt.Axis(labelAngle=-40)),
         y=alt.Y("segment_name:N", sort=scale.domain, title=None),
     )
@@ -601,7 +604,7 @@ def centroid_heatmap(
     labels = base.mark_text(fontSize=9).encode(text=alt.Text("z_score:Q", format=".1f"))
     return (cells + labels).properties(
         width=WIDTH,
-        height=36 * data["segment_name"].nunique(),
+        height=36 * z_scores["segment_name"].nunique(),
         title=alt.Title(
             "Segment profiles: z-score of each segment's mean",
             subtitle="Red: above all customers' mean; blue: below (in standard deviations; "
@@ -610,14 +613,15 @@ def centroid_heatmap(
     )
 
 
-def profile_bars(
-    feature_profiles: pd.DataFrame, scale: alt.Scale, features: list[str]
-) -> alt.FacetChart:
-    """Lift (segment mean / everyone's mean) of key features per segment."""
-    data = feature_profiles[feature_profiles["feature"].isin(features)].dropna(subset=["lift"])
-    data = data[data["lift"] > 0]  # a log axis cannot show 0
+def profile_bars(lifts: pd.DataFrame, scale: alt.Scale) -> alt.FacetChart:
+    """Lift (segment mean / everyone's mean) of key features per segment (rpt_segment_lifts).
+
+    One panel per feature, in ``feature_order``; the model leaves out lifts a log axis cannot
+    show.
+    """
+    features = lifts.sort_values("feature_order")["feature"].unique().tolist()
     return (
-        alt.Chart(data)
+        alt.Chart(lifts)
         .mark_bar()
         .encode(
             y=alt.Y("segment_name:N", sort=scale.domain, title=None),
@@ -632,7 +636,7 @@ def profile_bars(
                 alt.Tooltip("lift:Q", format=".2f"),
             ],
         )
-        .properties(width=250, height=28 * data["segment_name"].nunique())
+        .properties(width=250, height=28 * lifts["segment_name"].nunique())
         .facet(facet=alt.Facet("feature:N", title=None, sort=features), columns=2)
         .properties(
             title=alt.Title(
@@ -643,10 +647,12 @@ def profile_bars(
     )
 
 
-def segment_rfm_heatmap(
-    crosstab: pd.DataFrame, scale: alt.Scale, rfm_order: list[str]
-) -> alt.LayerChart:
-    """Customers per (k-means segment, RFM segment)."""
+def segment_rfm_heatmap(crosstab: pd.DataFrame, scale: alt.Scale) -> alt.LayerChart:
+    """Customers per (k-means segment, RFM segment), RFM segments in their order.
+
+    ``crosstab``: rpt_segment_rfm_crosstab rows.
+    """
+    rfm_order = crosstab.sort_values("rfm_segment_order")["rfm_segment_label"].unique().tolist()
     base = alt.Chart(crosstab, title="k-means segments against RFM segments").encode(
         x=alt.X(
             "rfm_segment_label:N",
@@ -676,9 +682,10 @@ def segment_rfm_heatmap(
 def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
     """Customers moving between segments over the last full period (month or quarter).
 
-    The partial period to the snapshot date (``period_kind`` ``month_to_date``) is left out: a
-    few days would put nearly every customer on the diagonal. Without a full period, the
-    partial one is shown, and its title says so.
+    ``migration``: rpt_segment_migration, the one period to show: the last full one (the
+    partial period to the snapshot date is left out, as a few days would put nearly every
+    customer on the diagonal) or, without a full period, the partial one, and the title says
+    which. No rows: one snapshot date, nothing to compare.
     """
     if migration.empty:
         return (
@@ -687,15 +694,12 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
             .encode(text="text:N")
             .properties(width=360, height=60, title="Segment migration")
         )
-    full = migration[~migration["period_kind"].str.endswith("_to_date")]
-    shown = full if len(full) else migration
-    latest = shown[shown["to_snapshot_date"] == shown["to_snapshot_date"].max()]
-    days = int(latest["period_days"].iloc[0])
-    kind = str(latest["period_kind"].iloc[0]).replace("_", " ")
-    start = pd.Timestamp(latest["from_snapshot_date"].iloc[0]).date()
-    end = pd.Timestamp(latest["to_snapshot_date"].iloc[0]).date()
+    days = int(migration["period_days"].iloc[0])
+    kind = str(migration["period_kind"].iloc[0]).replace("_", " ")
+    start = pd.Timestamp(migration["from_snapshot_date"].iloc[0]).date()
+    end = pd.Timestamp(migration["to_snapshot_date"].iloc[0]).date()
     from_order = ["(new customer)", *scale.domain]
-    base = alt.Chart(latest).encode(
+    base = alt.Chart(migration).encode(
         x=alt.X(
             "to_segment_name:N",
             sort=scale.domain,
@@ -729,7 +733,7 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
 
 
 def segment_sizes_over_time(counts: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
-    """Customers per segment at each snapshot (customer_segment_history, counted in SQL)."""
+    """Customers per segment at each snapshot (rpt_segment_sizes_over_time)."""
     return (
         alt.Chart(counts, title="Segment sizes over time (scored with today's model)")
         .mark_line(point=True)

@@ -23,67 +23,40 @@ import pandas as pd
 from customer_segmentation.errors import SegmentationError
 from customer_segmentation.report import charts
 
-CORRELATION_FEATURES = [
-    "recency_days",
-    "frequency",
-    "monetary",
-    "tenure_days",
-    "average_order_value",
-    "average_items_per_order",
-    "distinct_products",
-    "return_rate",
-    "share_of_orders_last_90_days",
-    "mean_order_hour",
-]
-PCA_SAMPLE_SIZE = 5000  # points in the scatter chart (a fixed, hash-ordered sample)
-
-# The marts the report reads (also the exposure's depends_on in models/marts/_exposures.yml).
-MART_QUERIES: dict[str, str] = {
-    "audit": "select * from data_quality_audit order by rule_order",
-    "monthly": "select * from monthly_activity order by activity_month",
-    "countries": "select * from country_summary",
-    "cohorts": "select * from cohort_retention",
-    "order_sizes": "select * from order_size_distribution",
-    "timing": "select * from purchase_timing",
-    # Only the columns the charts use; aggregation and sampling stay in SQL, so a report on
-    # millions of customers moves cells and samples into pandas, not every customer.
-    "features": f"""
-        select snapshot_date, {", ".join(CORRELATION_FEATURES)}
-        from customer_features order by customer_id
-    """,
-    "rfm_cells": """
-        select r_score, f_score, count(*) as customers, sum(monetary) as revenue,
-               any_value(rfm_segment_label) as rfm_segment_label
-        from customer_rfm_segments group by all order by all
-    """,
-    "selection": "select * from cluster_model_selection order by algorithm, k",
-    "silhouettes": """
-        select s.*, n.segment_name
-        from customer_silhouettes as s inner join segment_names as n using (cluster_id)
-    """,
-    "linkage": "select * from hierarchy_linkage order by merge_order",
-    "clusters_sample": f"""
-        select c.*, n.segment_name, count(*) over () as n_customers
-        from customer_clusters as c inner join segment_names as n using (cluster_id)
-        order by hash(c.customer_id), c.customer_id
-        limit {PCA_SAMPLE_SIZE}
-    """,
-    "profiles": "select * from segment_profiles order by cluster_id",
-    "feature_profiles": """
-        select p.*, n.segment_name
-        from segment_feature_profiles as p inner join segment_names as n using (cluster_id)
-    """,
-    "crosstab": "select * from segment_rfm_crosstab",
-    "rfm_segments": "select * from reference.rfm_segments order by segment_order",
-    "migration": "select * from segment_migration",
-    "history_counts": """
-        select snapshot_date, segment_name, count(*) as customers
-        from customer_segment_history group by all order by all
-    """,
-    "evaluation": "select * from cluster_evaluation",
+# The report models the page reads (models/reports), each with the order its charts need (its
+# key or sort column; "" when the order does not matter). The report issues no other SQL: every
+# join, filter, aggregation and sample is in the models. The exposure segmentation_report in
+# models/reports/_reports.yml depends on exactly these (tests/test_report.py checks both ways).
+REPORT_MODELS: dict[str, str] = {
+    "rpt_summary": "",
+    "rpt_segments": "cluster_id",
+    "rpt_cleaning_audit": "rule_order",
+    "rpt_monthly_activity": "activity_month",
+    "rpt_revenue_by_country": "revenue_rank",
+    "rpt_cohort_retention": "cohort_month, months_since_first_purchase",
+    "rpt_order_value_distribution": "bucket_order",
+    "rpt_purchase_timing": "iso_weekday, hour_of_day",
+    "rpt_customer_features": "customer_id",
+    "rpt_rfm_cells": "r_score, f_score",
+    "rpt_model_selection": "algorithm, k",
+    "rpt_segment_silhouettes": "customer_id",
+    "rpt_ward_dendrogram": "merge_order",
+    "rpt_pca_sample": "draw_order",
+    "rpt_segment_z_scores": "cluster_id, feature",
+    "rpt_segment_lifts": "cluster_id, feature",
+    "rpt_segment_rfm_crosstab": "cluster_id, rfm_segment",
+    "rpt_segment_migration": "from_segment_name, to_segment_name",
+    "rpt_segment_sizes_over_time": "snapshot_date, segment_name",
+    # Read by check_latest_build, after the others.
+    "rpt_builds": "started_at",
 }
+BUILDS_MODEL = "rpt_builds"
 
-PROFILE_FEATURES = ["recency_days", "frequency", "monetary", "return_rate"]
+
+def report_query(model: str) -> str:
+    """The one statement the report runs on a report model."""
+    order = REPORT_MODELS[model]
+    return f"select * from {model}" + (f" order by {order}" if order else "")
 
 
 class ReportError(SegmentationError, RuntimeError):
@@ -91,10 +64,11 @@ class ReportError(SegmentationError, RuntimeError):
 
 
 def load_marts(database: Path) -> dict[str, pd.DataFrame]:
-    """Read every mart the report needs, read-only.
+    """Read every report model (REPORT_MODELS), read-only; keyed by model name.
 
     Raises:
-        ReportError: the file is missing, locked by a running build, or lacks a mart.
+        ReportError: the file is missing, locked by a running build, lacks a report model, or
+            its tables are not from one complete successful build.
 
     """
     if not database.is_file():
@@ -108,33 +82,20 @@ def load_marts(database: Path) -> dict[str, pd.DataFrame]:
         ) from error
     try:
         data = {}
-        for name, query in MART_QUERIES.items():
+        for model in REPORT_MODELS:
+            if model == BUILDS_MODEL:
+                continue
             try:
-                data[name] = con.sql(query).df()
+                data[model] = con.sql(report_query(model)).df()
             except duckdb.CatalogException as error:
                 raise ReportError(
                     f"{database}: a table the report reads is missing ({error}); "
-                    "run `make build` to create every mart"
+                    "run `make build` to create every mart and report model"
                 ) from error
         check_latest_build(con, database)
         return data
     finally:
         con.close()
-
-
-BUILDS_QUERY = """
-    select
-        invocation_id,
-        min(logged_at) filter (where event = 'started') as started_at,
-        any_value(command) as command,
-        bool_or(is_full_build) as is_full_build,
-        any_value(raw_transactions_path) as raw_transactions_path,
-        any_value(status) filter (where event = 'finished') as status,
-        any_value(failed_nodes) filter (where event = 'finished') as failed_nodes
-    from build_log
-    group by invocation_id
-    order by started_at
-"""
 
 
 def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
@@ -149,8 +110,10 @@ def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
         ReportError: naming the build (its start, UTC, and invocation id) and what is wrong.
 
     """
+    # One row per build, oldest first, by column name (models/reports/rpt_builds.sql).
     try:
-        builds = con.sql(BUILDS_QUERY).fetchall()
+        relation = con.sql(report_query(BUILDS_MODEL))
+        builds = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
     except duckdb.Error:
         builds = []
     if not builds:
@@ -159,23 +122,25 @@ def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
             "complete build; run `make build`"
         )
 
-    def named(build: tuple) -> str:
-        invocation_id, started_at, command = build[:3]
-        return f"dbt {command} started {started_at:%Y-%m-%d %H:%M:%S} UTC ({invocation_id})"
+    def named(build: dict) -> str:
+        return (
+            f"dbt {build['command']} started {build['started_at']:%Y-%m-%d %H:%M:%S} UTC "
+            f"({build['invocation_id']})"
+        )
 
     latest = builds[-1]
-    if latest[5] is None:
+    if latest["status"] is None:
         raise ReportError(
             f"{database}: the latest build, {named(latest)}, did not finish (killed, or still "
             "running), so the tables mix it with an earlier build; run `make build` again"
         )
-    if latest[5] != "success":
+    if latest["status"] != "success":
         raise ReportError(
-            f"{database}: the latest build, {named(latest)}, failed ({latest[6]}), so the "
-            "tables mix it with an earlier build; fix what dbt reported and run `make build` "
-            "again"
+            f"{database}: the latest build, {named(latest)}, failed "
+            f"({latest['failed_nodes']}), so the tables mix it with an earlier build; fix what "
+            "dbt reported and run `make build` again"
         )
-    complete = [i for i, b in enumerate(builds) if b[3] and b[5] == "success"]
+    complete = [i for i, b in enumerate(builds) if b["is_full_build"] and b["status"] == "success"]
     if not complete:
         raise ReportError(
             f"{database}: no complete `dbt build` (without --select) has succeeded on it, so "
@@ -183,16 +148,17 @@ def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
         )
     full = builds[complete[-1]]
     for later in builds[complete[-1] + 1 :]:
-        if later[5] != "success":
+        if later["status"] != "success":
+            what = f"failed ({later['failed_nodes']})" if later["status"] else "did not finish"
             raise ReportError(
-                f"{database}: {named(later)} after the last complete build "
-                f"{'failed (' + str(later[6]) + ')' if later[5] else 'did not finish'}, so the "
+                f"{database}: {named(later)} after the last complete build {what}, so the "
                 "tables mix two builds; run `make build` again"
             )
-        if later[4] != full[4]:
+        if later["raw_transactions_path"] != full["raw_transactions_path"]:
             raise ReportError(
-                f"{database}: {named(later)} read {later[4]}, but the last complete build "
-                f"read {full[4]}, so the tables mix two files; run `make build` again"
+                f"{database}: {named(later)} read {later['raw_transactions_path']}, but the last "
+                f"complete build read {full['raw_transactions_path']}, so the tables mix two "
+                "files; run `make build` again"
             )
 
 
@@ -208,26 +174,30 @@ class Section:
 
 def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
     """Every chart of the report, grouped into the page's sections."""
-    names = data["profiles"].sort_values("cluster_id")["segment_name"].tolist()
+    names = data["rpt_segments"]["segment_name"].tolist()  # in cluster order
     scale = charts.segment_colors(names)
     k = len(names)
-    rfm_order = data["rfm_segments"]["segment_label"].tolist()
+    # The correlation chart's features, and the heatmap's order: rpt_customer_features' columns.
+    features = [c for c in data["rpt_customer_features"].columns if c != "customer_id"]
     builders: list[tuple[str, str, str, dict[str, Callable[[], alt.TopLevelMixin]]]] = [
         (
             "data",
             "1. The data",
             "What went in, what was cleaned away and why, and how the business looks over time.",
             {
-                "cleaning_audit": lambda: charts.cleaning_audit(data["audit"]),
-                "monthly_activity": lambda: charts.monthly_activity(data["monthly"]),
-                "revenue_by_country": lambda: charts.revenue_by_country(data["countries"]),
+                "cleaning_audit": lambda: charts.cleaning_audit(data["rpt_cleaning_audit"]),
+                "monthly_activity": lambda: charts.monthly_activity(data["rpt_monthly_activity"]),
+                "revenue_by_country": lambda: charts.revenue_by_country(
+                    data["rpt_revenue_by_country"]
+                ),
                 "cohort_retention": lambda: charts.cohort_retention(
-                    data["cohorts"], charts.partial_months(data["monthly"])
+                    data["rpt_cohort_retention"],
+                    charts.partial_months(data["rpt_monthly_activity"]),
                 ),
                 "order_value_distribution": lambda: charts.order_value_distribution(
-                    data["order_sizes"]
+                    data["rpt_order_value_distribution"]
                 ),
-                "purchase_timing": lambda: charts.purchase_timing(data["timing"]),
+                "purchase_timing": lambda: charts.purchase_timing(data["rpt_purchase_timing"]),
             },
         ),
         (
@@ -236,11 +206,13 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "Recency, frequency and monetary value per customer, how features relate, and the "
             "classic RFM grid.",
             {
-                "feature_distributions": lambda: charts.feature_distributions(data["features"]),
-                "feature_correlations": lambda: charts.feature_correlations(
-                    data["features"], CORRELATION_FEATURES
+                "feature_distributions": lambda: charts.feature_distributions(
+                    data["rpt_customer_features"]
                 ),
-                "rfm_grid": lambda: charts.rfm_grid(data["rfm_cells"]),
+                "feature_correlations": lambda: charts.feature_correlations(
+                    data["rpt_customer_features"], features
+                ),
+                "rfm_grid": lambda: charts.rfm_grid(data["rpt_rfm_cells"]),
             },
         ),
         (
@@ -249,8 +221,8 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "k-means and Ward clustering were fitted for every k; the rule that picked k is "
             "stated in the summary.",
             {
-                "elbow": lambda: charts.elbow(data["selection"]),
-                "selection_metrics": lambda: charts.selection_metrics(data["selection"]),
+                "elbow": lambda: charts.elbow(data["rpt_model_selection"]),
+                "selection_metrics": lambda: charts.selection_metrics(data["rpt_model_selection"]),
             },
         ),
         (
@@ -259,8 +231,10 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "How well customers sit in their segment, and the hierarchy the Ward clusters come "
             "from.",
             {
-                "silhouette_plot": lambda: charts.silhouette_plot(data["silhouettes"], scale),
-                "dendrogram": lambda: charts.dendrogram(data["linkage"], k),
+                "silhouette_plot": lambda: charts.silhouette_plot(
+                    data["rpt_segment_silhouettes"], scale
+                ),
+                "dendrogram": lambda: charts.dendrogram(data["rpt_ward_dendrogram"], k),
             },
         ),
         (
@@ -273,16 +247,14 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "like on every feature, and move when they do. No name is used by both; the last "
             "chart shows how they overlap.",
             {
-                "pca_scatter": lambda: charts.pca_scatter(data["clusters_sample"], scale),
-                "segment_sizes": lambda: charts.segment_sizes(data["profiles"], scale),
+                "pca_scatter": lambda: charts.pca_scatter(data["rpt_pca_sample"], scale),
+                "segment_sizes": lambda: charts.segment_sizes(data["rpt_segments"], scale),
                 "centroid_heatmap": lambda: charts.centroid_heatmap(
-                    data["feature_profiles"], scale, CORRELATION_FEATURES
+                    data["rpt_segment_z_scores"], scale, features
                 ),
-                "profile_bars": lambda: charts.profile_bars(
-                    data["feature_profiles"], scale, PROFILE_FEATURES
-                ),
+                "profile_bars": lambda: charts.profile_bars(data["rpt_segment_lifts"], scale),
                 "segment_rfm_heatmap": lambda: charts.segment_rfm_heatmap(
-                    data["crosstab"], scale, rfm_order
+                    data["rpt_segment_rfm_crosstab"], scale
                 ),
             },
         ),
@@ -294,9 +266,11 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "period: the migration shows the last full period, and the time axis draws the "
             "partial one as short as it is.",
             {
-                "migration_heatmap": lambda: charts.migration_heatmap(data["migration"], scale),
+                "migration_heatmap": lambda: charts.migration_heatmap(
+                    data["rpt_segment_migration"], scale
+                ),
                 "segment_sizes_over_time": lambda: charts.segment_sizes_over_time(
-                    data["history_counts"], scale
+                    data["rpt_segment_sizes_over_time"], scale
                 ),
             },
         ),
@@ -309,25 +283,22 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
 
 def summary_html(data: dict[str, pd.DataFrame]) -> str:
     """The opening summary, written from the data, and the table of segments."""
-    profiles = data["profiles"].sort_values("cluster_id")
-    selection = data["selection"]
-    chosen = selection[selection["is_selected"] & (selection["algorithm"] == "kmeans")].iloc[0]
-    largest = profiles.loc[profiles["n_customers"].idxmax()]
-    richest = profiles.loc[profiles["share_of_revenue"].idxmax()]
-    snapshot = pd.Timestamp(data["features"]["snapshot_date"].iloc[0]).date()
-    kept = int(data["audit"].loc[data["audit"]["row_class"] == "kept", "n_rows"].iloc[0])
-    raw = int(data["audit"]["n_rows"].sum())
+    summary = data["rpt_summary"].iloc[0]
+    profiles = data["rpt_segments"]  # in cluster order
+    snapshot = pd.Timestamp(summary["snapshot_date"]).date()
+    k = int(summary["k"])
     # The stored reason starts "k=5: ..."; the sentence already names k.
-    reason = str(chosen["selection_reason"]).split(": ", 1)[-1]
+    reason = str(summary["selection_reason"]).split(": ", 1)[-1]
     text = (
-        f"<p>{int(profiles['n_customers'].sum()):,} customers, as of {snapshot}, from "
-        f"{raw:,} transaction lines ({kept:,} kept after cleaning), fall into "
-        f"<b>{int(chosen['k'])} segments</b>. Why {int(chosen['k'])}: "
-        f"{html.escape(reason)}.</p>"
-        f"<p>The largest segment is <b>{html.escape(largest['segment_name'])}</b> "
-        f"({largest['share_of_customers']:.0%} of customers); the most valuable is "
-        f"<b>{html.escape(richest['segment_name'])}</b>, with {richest['share_of_revenue']:.0%} of "
-        f"revenue from {richest['share_of_customers']:.0%} of customers.</p>"
+        f"<p>{int(summary['n_customers']):,} customers, as of {snapshot}, from "
+        f"{int(summary['n_transaction_lines']):,} transaction lines "
+        f"({int(summary['n_kept_lines']):,} kept after cleaning), fall into "
+        f"<b>{k} segments</b>. Why {k}: {html.escape(reason)}.</p>"
+        f"<p>The largest segment is <b>{html.escape(summary['largest_segment_name'])}</b> "
+        f"({summary['largest_share_of_customers']:.0%} of customers); the most valuable is "
+        f"<b>{html.escape(summary['most_valuable_segment_name'])}</b>, with "
+        f"{summary['most_valuable_share_of_revenue']:.0%} of revenue from "
+        f"{summary['most_valuable_share_of_customers']:.0%} of customers.</p>"
     )
     colors = charts.segment_colors(profiles["segment_name"].tolist()).range
     rows = "".join(

@@ -1,0 +1,28 @@
+-- The elbow and the selection metrics charts: every candidate k of both algorithms.
+with
+
+cluster_model_selection as (
+
+    select * from {{ ref('cluster_model_selection') }}
+
+),
+
+final as (
+
+    select
+        algorithm,
+        k,
+        inertia,
+        silhouette,
+        calinski_harabasz,
+        davies_bouldin,
+        stability,
+        is_knee,
+        is_selected,
+        selection_reason
+
+    from cluster_model_selection
+
+)
+
+select * from final
