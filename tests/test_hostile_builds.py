@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -87,15 +88,34 @@ def expected_money(orders: list[Order]) -> dict[object, Decimal]:
     return money
 
 
+# Every hazard of a legal database file name at once: a leading digit, a space, an SQL keyword,
+# a hyphen, accents and a second dot.
+HOSTILE_FILE_NAME = "2024 select-kundenübersicht.v2.duckdb"
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[DbtRun, list[Order], int]:
-    """One full build on 40 customers with 64-bit ids, reused invoices, tiny prices, offsets."""
+    """One full build on 40 customers with 64-bit ids, reused invoices, tiny prices, offsets,
+    into a database file named HOSTILE_FILE_NAME (read-only: copy it to build into it).
+    """
     workdir = tmp_path_factory.mktemp("hostile")
     orders = made_up_orders(hostile_ids(40))
     n_lines = write_hostile_csv(workdir / "hostile.csv", orders)
-    run = run_dbt(["build"], workdir, {"raw_transactions_path": str(workdir / "hostile.csv")})
+    run = run_dbt(["build"], workdir, {"raw_transactions_path": str(workdir / "hostile.csv")},
+                  database=workdir / HOSTILE_FILE_NAME)  # fmt: skip
     assert run.returncode == 0, run.output[-5000:]
     return run, orders, n_lines
+
+
+def test_any_database_file_name_builds(hostile: tuple[DbtRun, list[Order], int]) -> None:
+    run, _, n_lines = hostile  # the fixture's build succeeded
+    assert run.database.name == HOSTILE_FILE_NAME
+    csv = run.database.parent / "hostile.csv"
+    assert duckdb.sql(f"select count(*) from read_csv('{csv}', all_varchar = true)").fetchall() == [
+        (n_lines,)
+    ]
+    assert run.scalar("select count(*) from raw.transactions") == n_lines
+    assert run.scalar("select count(*) from customer_features") > 0
 
 
 def test_64_bit_ids_survive_every_table(hostile: tuple[DbtRun, list[Order], int]) -> None:
@@ -188,7 +208,8 @@ def test_a_failed_build_on_the_same_database_is_refused_by_the_report(
     other = {"raw_transactions_path": str(tmp_path / "alike.csv")}
     write_hostile_csv(tmp_path / "alike.csv", alike)
     # A partial build of another file succeeds, and still leaves two files' tables.
-    partial = run_dbt(FEATURES_ONLY, tmp_path / "partial", other, database)
+    # (The failed build below runs in the same directory: dbt reuses this one's parse.)
+    partial = run_dbt(FEATURES_ONLY, tmp_path, other, database)
     assert partial.returncode == 0, partial.output[-3000:]
     with pytest.raises(report.ReportError, match=r"dbt build started .* UTC \(.*\) read .*alike"
                        r"\.csv, but the last complete build read .*hostile\.csv"):  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, database_held_open, run_dbt
+from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, run_dbt
 from customer_segmentation.report import page as report
 
 pytestmark = pytest.mark.dbt
@@ -135,15 +135,6 @@ def test_invalid_vars_are_named_before_any_work(dbt_runner: Callable[..., DbtRun
     assert run.returncode != 0
     assert "snapshot_date: 2011-02-30 is not a date" in run.output
     assert "outlier_percentile: expected a number between 0 and 1 (exclusive), got 99" in run.output
-
-
-def test_bad_clustering_var_is_named(subset: Path, dbt_runner: Callable[..., DbtRun]) -> None:
-    run = dbt_runner(
-        ["build", "--select", "+scaler_parameters"],
-        {"raw_transactions_path": str(subset), "k_max": 1},
-    )
-    assert run.returncode != 0
-    assert "[scaler_parameters] ERROR: var k_max: expected a whole number >= 2, got 1" in run.output
 
 
 def test_every_price_non_positive_fails_clearly_after_counting(
@@ -326,22 +317,6 @@ def test_a_killed_build_is_completed_by_the_next_one(subset: Path, tmp_path: Pat
     assert again.scalar("select count(*) from customer_segments") == again.scalar(
         "select count(*) from customer_features"
     )
-
-
-def test_a_database_held_by_another_process_gets_a_clear_message(tmp_path: Path) -> None:
-
-    from customer_segmentation.lock import lock_problem
-
-    database = tmp_path / "held.duckdb"
-    assert lock_problem(database) is None  # no file yet: nothing to say
-    with database_held_open(database) as holder_pid:
-        message = lock_problem(database)
-        assert message is not None
-        assert message.startswith(f"{database} is open in another process")
-        assert f"PID {holder_pid}" in message
-        # DuckDB's hints (read-only mode, a docs link) do not help a build.
-        assert "read-only" not in message and "See also" not in message
-    assert lock_problem(database) is None
 
 
 def test_migration_by_quarter_pairs_equal_quarters_and_a_quarter_to_date(
