@@ -182,10 +182,9 @@ def test_customer_attributes_without_key_fail_clearly(tmp_path: Path, dbt_runner
     lines = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
     attributes = tmp_path / "attributes.csv"
     attributes.write_text("client,age\n12583,34\n")
-    # The file is checked when customer_features compiles: no model before it needs to run
-    # (and no unit test, which needs the tables before it).
+    # The file is checked when customer_features compiles: no model before it needs to run.
     run = dbt_runner(
-        ["run", "--select", "customer_features"],
+        ["build", "--select", "customer_features"],
         {"raw_transactions_path": str(lines), "customer_attributes_path": str(attributes)},
     )
     assert run.returncode != 0
