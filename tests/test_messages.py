@@ -14,22 +14,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from conftest import PROJECT_ROOT, database_held_open, run_dbt
+from conftest import ONLINE_RETAIL_COLUMNS, database_held_open, run_dbt
 
-SMALL_FILTER = "CustomerID < 12420 or (CustomerID is null and InvoiceNo < '536400')"
-# Tests of models outside a --select would fail on tables not built here.
-CAUTIOUS = ["--indirect-selection", "cautious"]
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 60 customers and 5,000 lines of the bundled data."""
-    path = tmp_path_factory.mktemp("small") / "small.parquet"
-    duckdb.sql(
-        f"copy (select * from '{PROJECT_ROOT / 'data' / 'online_retail.parquet'}' "
-        f"where {SMALL_FILTER}) to '{path}' (format parquet)"
-    )
-    return path
+NO_DATA_TESTS = ["--exclude-resource-type", "test"]
 
 
 def lines_between(output: str, start: str, end: str) -> list[str]:
@@ -90,12 +77,21 @@ def test_a_file_name_dbt_duckdb_cannot_use_is_the_end_of_dbt_output(tmp_path: Pa
 
 
 @pytest.mark.dbt
-def test_a_model_error_is_the_first_line_and_the_summary(small: Path, tmp_path: Path) -> None:
-    message = "var k_max: expected a whole number >= 2, got 1"
+def test_a_model_error_is_the_first_line_and_the_summary(tmp_path: Path) -> None:
+    # One customer: the first ml model stops (scaler_parameters; the same path for every
+    # expected error, such as a bad clustering var, checked in-process below).
+    message = (
+        "1 customer(s) are too few to evaluate k=2 (need at least 3); lower k_min / n_clusters "
+        "or add data"
+    )
+    line = "1000,85123A,HEART,2,2011-01-01 10:00,5.0,1,United Kingdom"
+    path = tmp_path / "one.csv"
+    path.write_text(",".join(ONLINE_RETAIL_COLUMNS) + "\n" + line + "\n")
+    # Without data tests: their warnings about so small a file would fill dbt's summary.
     run = run_dbt(
-        ["build", "--select", "+scaler_parameters", *CAUTIOUS],
+        ["build", "--select", "+scaler_parameters", "+data_quality_audit", *NO_DATA_TESTS],
         tmp_path,
-        {"raw_transactions_path": str(small), "k_max": 1},
+        {"raw_transactions_path": str(path)},
     )
     assert run.returncode != 0
     lines = run.output.splitlines()
@@ -113,6 +109,23 @@ def test_a_model_error_is_the_first_line_and_the_summary(small: Path, tmp_path: 
         "Python model failed:",
         f"customer_segmentation.models.boundary.ModelError: scaler_parameters: {message}",
     ]
+    # The build got as far as the audit, and it accounts for the line.
+    assert run.scalar("select sum(n_rows) from data_quality_audit") == 1
+
+
+def test_a_bad_clustering_var_is_named_by_the_first_ml_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from customer_segmentation import models
+    from customer_segmentation.models import ModelError
+    from customer_segmentation.spark.session import project_clustering_settings
+
+    # The vars reach the models as their `clustering` config; a bad one stops the first.
+    message = "var k_max: expected a whole number >= 2, got 1"
+    features = duckdb.connect().sql("select 1 as customer_id")
+    with pytest.raises(ModelError, match=re.escape(f"scaler_parameters: {message}")):
+        models.scaler_parameters(features, project_clustering_settings({"k_max": 1}))
+    assert f"[scaler_parameters] ERROR: {message}" in capsys.readouterr().out
 
 
 def test_a_bug_in_a_model_keeps_its_traceback() -> None:
