@@ -12,7 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, copy_database, run_dbt
+from conftest import (
+    ONLINE_RETAIL_COLUMNS,
+    PROJECT_ROOT,
+    DbtRun,
+    background_build,
+    copy_database,
+    run_dbt,
+)
 
 pytestmark = pytest.mark.dbt
 
@@ -64,20 +71,18 @@ def audit(run: DbtRun) -> dict[str, int]:
     return dict(run.query("select row_class, n_rows from data_quality_audit"))
 
 
-@pytest.fixture(scope="module")
-def fixture_build(tmp_path_factory: pytest.TempPathFactory) -> DbtRun:
+@background_build
+def fixture_build(workdir: Path) -> DbtRun:
     """The fixture lines as Parquet, built up to the marts that need no clustering (read-only)."""
-    workdir = tmp_path_factory.mktemp("fixture_lines")
     path = write_fixture(workdir / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
     return run_dbt(WITHOUT_CLUSTERING, workdir, {"raw_transactions_path": str(path)})
 
 
-@pytest.fixture(scope="module")
-def csv_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[DbtRun, Path]:
+@background_build
+def csv_build(workdir: Path) -> tuple[DbtRun, Path]:
     """The fixture lines as a latin-1 CSV in the Online Retail II spelling, with customer
     attributes from a file whose path has a quote in it; built as `fixture_build` (read-only).
     """
-    workdir = tmp_path_factory.mktemp("fixture_csv")
     columns = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
     columns += ["Customer ID", "Country"]
     lines = [(*line[:2], "CAFÉ " + line[2], *line[3:]) for line in FIXTURE_LINES]

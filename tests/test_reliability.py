@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, run_dbt
+from conftest import DBT, ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, background_build, run_dbt
 from customer_segmentation.report import page as report
 
 pytestmark = pytest.mark.dbt
@@ -29,14 +29,13 @@ UP_TO_SCALING = ["build", "--select", "+scaler_parameters", "+data_quality_audit
 UP_TO_SCALING += ["--exclude-resource-type", "test"]
 
 
-@pytest.fixture(scope="module")
-def subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def write_subset(path: Path) -> Path:
     """About 330 customers of the bundled data (every cleaning class occurs)."""
-    path = tmp_path_factory.mktemp("subset") / "subset.parquet"
-    duckdb.sql(
-        f"copy (select * from '{PROJECT_ROOT / 'data' / 'online_retail.parquet'}' "
-        f"where {SUBSET_FILTER}) to '{path}' (format parquet)"
-    )
+    with duckdb.connect() as con:
+        con.execute(
+            f"copy (select * from '{PROJECT_ROOT / 'data' / 'online_retail.parquet'}' "
+            f"where {SUBSET_FILTER}) to '{path}' (format parquet)"
+        )
     return path
 
 
@@ -46,10 +45,52 @@ def subset_vars(path: Path) -> dict:
             "migration_months": 9}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def subset_build(subset: Path, tmp_path_factory: pytest.TempPathFactory) -> DbtRun:
+@background_build
+def subset_build(workdir: Path) -> DbtRun:
     """One full build on the subset (read-only), the reference the other builds are compared to."""
-    return run_dbt(["build"], tmp_path_factory.mktemp("subset_build"), subset_vars(subset))
+    return run_dbt(["build"], workdir, subset_vars(write_subset(workdir / "subset.parquet")))
+
+
+@pytest.fixture(scope="module")
+def subset(subset_build: DbtRun) -> Path:
+    """The subset's file (that subset_build read)."""
+    return subset_build.workdir / "subset.parquet"
+
+
+@background_build
+def shuffled_build(workdir: Path) -> DbtRun:
+    """The subset with its rows in another order, built as subset_build."""
+    subset = write_subset(workdir / "subset.parquet")
+    shuffled = workdir / "shuffled.parquet"
+    with duckdb.connect() as con:
+        con.execute(
+            f"copy (select * from '{subset}' "
+            "order by hash(InvoiceNo, StockCode, Quantity, UnitPrice)) "
+            f"to '{shuffled}' (format parquet)"
+        )
+    return run_dbt(["build"], workdir, subset_vars(shuffled))
+
+
+@background_build
+def doubled_build(workdir: Path) -> DbtRun:
+    """Every line of the subset twice, built up to customer_features."""
+    subset = write_subset(workdir / "subset.parquet")
+    doubled = workdir / "doubled.parquet"
+    with duckdb.connect() as con:
+        con.execute(
+            f"copy (select * from '{subset}' union all select * from '{subset}') to '{doubled}'"
+            " (format parquet)"
+        )
+    return run_dbt(["build", "--select", "+customer_features", "--indirect-selection",
+                    "cautious"], workdir, {"raw_transactions_path": str(doubled)})  # fmt: skip
+
+
+@background_build
+def snapshot_build(workdir: Path) -> DbtRun:
+    """The subset built with snapshot_date 2011-09-01 (orders to 2011-12-09)."""
+    subset = write_subset(workdir / "subset.parquet")
+    variables = {"raw_transactions_path": str(subset), "snapshot_date": "2011-09-01"}
+    return run_dbt(["build"], workdir, variables)
 
 
 def csv_lines(path: Path, rows: list[tuple], header: list[str] = ONLINE_RETAIL_COLUMNS) -> Path:
@@ -147,11 +188,9 @@ def test_too_few_customers_fail_clearly(
 
 
 def test_orders_after_a_set_snapshot_date_are_left_out_and_counted(
-    subset: Path, dbt_runner: Callable[..., DbtRun]
+    snapshot_build: DbtRun,
 ) -> None:
-    run = dbt_runner(
-        ["build"], {"raw_transactions_path": str(subset), "snapshot_date": "2011-09-01"}
-    )
+    run = snapshot_build
     assert run.returncode == 0, run.output[-5000:]
     assert run.scalar("select max(last_order_date) from customer_features") < dt.date(2011, 9, 1)
     later = run.scalar(
@@ -164,19 +203,9 @@ def test_orders_after_a_set_snapshot_date_are_left_out_and_counted(
 
 
 def test_the_same_content_twice_gives_the_same_features(
-    subset: Path, subset_build: DbtRun, tmp_path: Path
+    subset_build: DbtRun, doubled_build: DbtRun
 ) -> None:
-    doubled = tmp_path / "doubled.parquet"
-    duckdb.sql(
-        f"copy (select * from '{subset}' union all select * from '{subset}') to '{doubled}'"
-        " (format parquet)"
-    )
-    once = subset_build
-    twice = run_dbt(
-        ["build", "--select", "+customer_features", "--indirect-selection", "cautious"],
-        tmp_path / "twice",
-        {"raw_transactions_path": str(doubled)},
-    )
+    once, twice = subset_build, doubled_build
     assert once.returncode == 0 and twice.returncode == 0, twice.output[-3000:]
     assert table_hash(once, "customer_features", "customer_id") == table_hash(
         twice, "customer_features", "customer_id"
@@ -203,17 +232,11 @@ COMPARED_TABLES = [
 
 
 def test_builds_are_identical_also_with_shuffled_rows(
-    subset: Path, subset_build: DbtRun, tmp_path: Path
+    subset_build: DbtRun, shuffled_build: DbtRun
 ) -> None:
     # The same file built again gives the same tables too: the build that completes a killed
     # one (next test) is compared to the same reference.
-    shuffled = tmp_path / "shuffled.parquet"
-    duckdb.sql(
-        f"copy (select * from '{subset}' order by hash(InvoiceNo, StockCode, Quantity, UnitPrice)) "
-        f"to '{shuffled}' (format parquet)"
-    )
-    first = subset_build
-    third = run_dbt(["build"], tmp_path / "third", subset_vars(shuffled))
+    first, third = subset_build, shuffled_build
     for run in (first, third):
         assert run.returncode == 0, run.output[-5000:]
     for table, key in COMPARED_TABLES:
