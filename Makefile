@@ -30,11 +30,12 @@ build: $(STAMP)
 report: $(STAMP)
 	PYTHONPATH=python $(BIN)/python -m customer_segmentation.report --out reports
 
-## test: lint, then pytest (package unit tests and end-to-end dbt builds in temporary directories)
+## test: lint, then pytest (package unit tests and end-to-end dbt builds in temporary directories;
+## the builds no test writes to run in the background, beside the others: two cores are used)
 test: $(STAMP) lint
 	$(BIN)/pytest
 
-## test-fast: the inner loop: ruff and the package unit tests, no dbt build (about a minute)
+## test-fast: the inner loop: ruff and the tests that run no dbt (`-m "not dbt"`; under 30 s)
 test-fast: $(STAMP)
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench

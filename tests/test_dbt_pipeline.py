@@ -12,7 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ONLINE_RETAIL_COLUMNS, PROJECT_ROOT, DbtRun, run_dbt
+from conftest import (
+    ONLINE_RETAIL_COLUMNS,
+    PROJECT_ROOT,
+    DbtRun,
+    background_build,
+    copy_database,
+    run_dbt,
+)
 
 pytestmark = pytest.mark.dbt
 
@@ -64,9 +71,30 @@ def audit(run: DbtRun) -> dict[str, int]:
     return dict(run.query("select row_class, n_rows from data_quality_audit"))
 
 
-def test_every_line_is_classified_and_counted(tmp_path: Path, dbt_runner) -> None:
-    path = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
-    run = dbt_runner(WITHOUT_CLUSTERING, {"raw_transactions_path": str(path)})
+@background_build
+def fixture_build(workdir: Path) -> DbtRun:
+    """The fixture lines as Parquet, built up to the marts that need no clustering (read-only)."""
+    path = write_fixture(workdir / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
+    return run_dbt(WITHOUT_CLUSTERING, workdir, {"raw_transactions_path": str(path)})
+
+
+@background_build
+def csv_build(workdir: Path) -> tuple[DbtRun, Path]:
+    """The fixture lines as a latin-1 CSV in the Online Retail II spelling, with customer
+    attributes from a file whose path has a quote in it; built as `fixture_build` (read-only).
+    """
+    columns = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
+    columns += ["Customer ID", "Country"]
+    lines = [(*line[:2], "CAFÉ " + line[2], *line[3:]) for line in FIXTURE_LINES]
+    path = write_fixture(workdir / "lines ii.csv", columns, lines)
+    attributes = workdir / "it's attributes.csv"  # a quote in the path must not break the SQL
+    attributes.write_text("customer_id,age,gender\n12583,34,f\n99999,50,m\n")
+    variables = {"raw_transactions_path": str(path), "customer_attributes_path": str(attributes)}
+    return run_dbt(WITHOUT_CLUSTERING, workdir, variables), path
+
+
+def test_every_line_is_classified_and_counted(fixture_build: DbtRun) -> None:
+    run = fixture_build
     assert run.returncode == 0, run.output[-5000:]
     assert audit(run) == EXPECTED_CLASSES
     assert sum(audit(run).values()) == len(FIXTURE_LINES)
@@ -88,19 +116,24 @@ def test_every_line_is_classified_and_counted(tmp_path: Path, dbt_runner) -> Non
     assert "warn_short_history_for_segmentation" in run.output
 
 
-def test_a_repeated_line_id_fails_the_dense_key_test(tmp_path: Path, dbt_runner) -> None:
+def test_a_repeated_line_id_fails_the_dense_key_test(fixture_build: DbtRun, tmp_path: Path) -> None:
     import duckdb
 
-    path = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
-    variables = {"raw_transactions_path": str(path)}
-    run = dbt_runner(["build", "--select", "+data_quality_audit"], variables)
-    assert run.returncode == 0, run.output[-5000:]
-    with duckdb.connect(str(run.database)) as con:
+    assert fixture_build.returncode == 0, fixture_build.output[-5000:]
+    # A copy of the fixture's database (its data_quality_audit and parents), one line repeated.
+    database = copy_database(fixture_build, tmp_path / "test.duckdb")
+    with duckdb.connect(str(database)) as con:
         con.execute(
             "insert into int_transaction_lines_classified "
             "select * from int_transaction_lines_classified where transaction_line_id = 1"
         )
-    checked = dbt_runner(["test", "--select", "int_transaction_lines_classified"], variables)
+    path = fixture_build.database.parent / "lines.parquet"
+    checked = run_dbt(
+        ["test", "--select", "int_transaction_lines_classified"],
+        tmp_path,
+        {"raw_transactions_path": str(path)},
+        database,
+    )
     assert checked.returncode != 0
     assert "FAIL 1 unique_dense_key_int_transaction_lines_classified_transaction_line_id" in (
         checked.output
@@ -108,12 +141,8 @@ def test_a_repeated_line_id_fails_the_dense_key_test(tmp_path: Path, dbt_runner)
     assert "PASS not_null_int_transaction_lines_classified_transaction_line_id" in checked.output
 
 
-def test_online_retail_ii_spelling_in_latin1_csv(tmp_path: Path, dbt_runner) -> None:
-    columns = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
-    columns += ["Customer ID", "Country"]
-    lines = [(*line[:2], "CAFÉ " + line[2], *line[3:]) for line in FIXTURE_LINES]
-    path = write_fixture(tmp_path / "lines ii.csv", columns, lines)
-    run = dbt_runner(WITHOUT_CLUSTERING, {"raw_transactions_path": str(path)})
+def test_online_retail_ii_spelling_in_latin1_csv(csv_build: tuple[DbtRun, Path]) -> None:
+    run, _ = csv_build
     assert run.returncode == 0, run.output[-5000:]
     assert audit(run) == EXPECTED_CLASSES
     descriptions = run.query("select distinct product_description from product_sales")
@@ -121,24 +150,34 @@ def test_online_retail_ii_spelling_in_latin1_csv(tmp_path: Path, dbt_runner) -> 
 
 
 def test_file_without_required_columns_fails_with_their_names(tmp_path: Path, dbt_runner) -> None:
-    columns = ["InvoiceNo", "StockCode", "Description", "Quantity", "When", "UnitPrice", "Cust"]
+    # The one build that shows a reader error reaching dbt's output; every message of the
+    # reader is checked where dbt gets it, the plugin's load (test_ingest.py).
+    columns = ["Bill", "SKU", "Description", "Qty", "When", "UnitPrice", "Cust"]
     lines = [line[:7] for line in FIXTURE_LINES]
     path = write_fixture(tmp_path / "odd.csv", columns, lines)
-    run = dbt_runner(WITHOUT_CLUSTERING, {"raw_transactions_path": str(path)})
+    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
     assert run.returncode != 0
     assert f"{path}: missing required column(s)" in run.output
     for name in ("InvoiceDate", "CustomerID", "Country"):
         assert name in run.output
-
-
-def test_customer_attributes_join_the_features(tmp_path: Path, dbt_runner) -> None:
-    lines = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
-    attributes = tmp_path / "it's attributes.csv"  # a quote in the path must not break the SQL
-    attributes.write_text("customer_id,age,gender\n12583,34,f\n99999,50,m\n")
-    run = dbt_runner(
-        WITHOUT_CLUSTERING,
-        {"raw_transactions_path": str(lines), "customer_attributes_path": str(attributes)},
+    assert (
+        "missing required column(s): InvoiceNo (accepted: InvoiceNo / Invoice); StockCode"
+        in run.output
     )
+    assert "Quantity" in run.output
+    # dbt's summary: the staging model (the first to read the source) failed with the
+    # reader's message, naming the file; nothing else failed, and no traceback.
+    output = run.output.splitlines()
+    summary = output[next(i for i, line in enumerate(output) if "Completed with" in line) :]
+    assert "Completed with 1 error" in summary[0]
+    entry = [line.strip() for line in summary if line.strip().startswith(f"{path}: ")]
+    assert len(entry) == 1 and entry[0].startswith(f"{path}: missing required column(s): ")
+    assert any("Failure in model stg_online_retail__transaction_lines" in line for line in summary)
+    assert "Traceback" not in run.output
+
+
+def test_customer_attributes_join_the_features(csv_build: tuple[DbtRun, Path]) -> None:
+    run, _ = csv_build
     assert run.returncode == 0, run.output[-5000:]
     rows = run.query("select customer_id, age, gender from customer_features order by 1")
     assert rows == [(12583, 34, "f"), (17850, None, None)]
@@ -148,8 +187,9 @@ def test_customer_attributes_without_key_fail_clearly(tmp_path: Path, dbt_runner
     lines = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
     attributes = tmp_path / "attributes.csv"
     attributes.write_text("client,age\n12583,34\n")
+    # The file is checked when customer_features compiles: no model before it needs to run.
     run = dbt_runner(
-        WITHOUT_CLUSTERING,
+        ["build", "--select", "customer_features"],
         {"raw_transactions_path": str(lines), "customer_attributes_path": str(attributes)},
     )
     assert run.returncode != 0
@@ -258,11 +298,26 @@ def test_bundled_data_clustering(bundled_build: DbtRun) -> None:
     assert "[kmeans_candidates] k-means for k=2..10" in run.output
 
 
-def test_too_few_customers_to_cluster_fail_with_a_clear_message(tmp_path: Path, dbt_runner) -> None:
-    path = write_fixture(tmp_path / "lines.parquet", ONLINE_RETAIL_COLUMNS, FIXTURE_LINES)
-    run = dbt_runner(["build"], {"raw_transactions_path": str(path)})
-    assert run.returncode != 0
-    assert "2 customer(s) are too few to evaluate k=2 (need at least 3)" in run.output
+def test_too_few_customers_to_cluster_fail_with_a_clear_message(
+    fixture_build: DbtRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import duckdb
+
+    from customer_segmentation import models
+    from customer_segmentation.models import ModelError
+
+    # What the first ml model does on the fixture's two customers: models/ml/scaler_parameters.py
+    # with its `clustering` config as dbt parsed it. A model error reaching dbt's output (first
+    # line and summary) is test_messages.py's.
+    manifest = json.loads((fixture_build.workdir / "target" / "manifest.json").read_text())
+    config = manifest["nodes"]["model.customer_segmentation.scaler_parameters"]["config"]
+    message = "2 customer(s) are too few to evaluate k=2 (need at least 3)"
+    with (
+        duckdb.connect(str(fixture_build.database), read_only=True) as con,
+        pytest.raises(ModelError, match=re.escape(f"scaler_parameters: {message}")),
+    ):
+        models.scaler_parameters(con.table("customer_features"), config["clustering"])
+    assert f"[scaler_parameters] ERROR: {message}" in capsys.readouterr().out
 
 
 def test_bundled_data_segment_marts(bundled_build: DbtRun) -> None:
@@ -338,17 +393,24 @@ def test_clustering_runs_keeps_one_row_per_build(bundled_build: DbtRun, tmp_path
     first = run.query("select invocation_id, n_raw_lines, k, dbt_version from clustering_runs")
     assert len(first) == 1
     assert first[0][1] == 541_909
-    again = run_dbt(["run", "--select", "clustering_runs"], tmp_path, database=run.database)
+    # Another run of the model, on a copy of the shared database.
+    database = copy_database(run, tmp_path / "test.duckdb")
+    again = run_dbt(["run", "--select", "clustering_runs"], tmp_path, database=database)
     assert again.returncode == 0, again.output[-3000:]
-    assert run.scalar("select count(distinct invocation_id) from clustering_runs") == 2
+    assert again.scalar("select count(distinct invocation_id) from clustering_runs") == 2
 
 
 def test_every_model_and_column_is_described(bundled_build: DbtRun, tmp_path: Path) -> None:
-    import json
-
-    docs = run_dbt(["docs", "generate"], tmp_path, database=bundled_build.database)
+    # The catalog of the shared database (--no-compile: nothing is compiled, so the source is
+    # not loaded again and the database is only read), against the build's manifest.
+    docs = run_dbt(
+        ["docs", "generate", "--no-compile"],
+        tmp_path,
+        database=bundled_build.database,
+        parsed_by=bundled_build,
+    )
     assert docs.returncode == 0, docs.output[-3000:]
-    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    manifest = json.loads((bundled_build.workdir / "target" / "manifest.json").read_text())
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
     undescribed = []
     for unique_id, node in catalog["nodes"].items():
@@ -392,6 +454,7 @@ def test_audiences_leave_out_customers_who_returned_their_value(
         ["show", "--select", "customers_to_win_back", "--limit", "1000", "--output", "json"],
         tmp_path,
         database=run.database,
+        parsed_by=run,
     )
     assert shown.returncode == 0, shown.output[-3000:]
     start = shown.output.index("\n{\n") + 1  # dbt prints the rows as one indented JSON object

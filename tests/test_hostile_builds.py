@@ -11,16 +11,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ONLINE_RETAIL_COLUMNS, DbtRun, run_dbt
+from conftest import ONLINE_RETAIL_COLUMNS, DbtRun, background_build, run_dbt
 from customer_segmentation.report import page as report
 
 pytestmark = pytest.mark.dbt
 
 FEATURES_ONLY = ["build", "--select", "+customer_features", "--indirect-selection", "cautious"]
+NO_DATA_TESTS = ["--exclude-resource-type", "test"]
 START = dt.datetime(2011, 1, 3, 10, 0)
 
 
@@ -87,15 +89,33 @@ def expected_money(orders: list[Order]) -> dict[object, Decimal]:
     return money
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[DbtRun, list[Order], int]:
-    """One full build on 40 customers with 64-bit ids, reused invoices, tiny prices, offsets."""
-    workdir = tmp_path_factory.mktemp("hostile")
+# Every hazard of a legal database file name at once: a leading digit, a space, an SQL keyword,
+# a hyphen, accents and a second dot.
+HOSTILE_FILE_NAME = "2024 select-kundenübersicht.v2.duckdb"
+
+
+@background_build
+def hostile(workdir: Path) -> tuple[DbtRun, list[Order], int]:
+    """One full build on 40 customers with 64-bit ids, reused invoices, tiny prices, offsets,
+    into a database file named HOSTILE_FILE_NAME (read-only: copy it to build into it).
+    """
     orders = made_up_orders(hostile_ids(40))
     n_lines = write_hostile_csv(workdir / "hostile.csv", orders)
-    run = run_dbt(["build"], workdir, {"raw_transactions_path": str(workdir / "hostile.csv")})
+    run = run_dbt(["build"], workdir, {"raw_transactions_path": str(workdir / "hostile.csv")},
+                  database=workdir / HOSTILE_FILE_NAME)  # fmt: skip
     assert run.returncode == 0, run.output[-5000:]
     return run, orders, n_lines
+
+
+def test_any_database_file_name_builds(hostile: tuple[DbtRun, list[Order], int]) -> None:
+    run, _, n_lines = hostile  # the fixture's build succeeded
+    assert run.database.name == HOSTILE_FILE_NAME
+    csv = run.database.parent / "hostile.csv"
+    with duckdb.connect() as con:
+        counted = con.sql(f"select count(*) from read_csv('{csv}', all_varchar = true)")
+        assert counted.fetchall() == [(n_lines,)]
+    assert run.scalar("select count(*) from raw.transactions") == n_lines
+    assert run.scalar("select count(*) from customer_features") > 0
 
 
 def test_64_bit_ids_survive_every_table(hostile: tuple[DbtRun, list[Order], int]) -> None:
@@ -187,20 +207,24 @@ def test_a_failed_build_on_the_same_database_is_refused_by_the_report(
     alike = [Order(str(c), c, START, 2, "1.25") for c in range(1, 13)]
     other = {"raw_transactions_path": str(tmp_path / "alike.csv")}
     write_hostile_csv(tmp_path / "alike.csv", alike)
-    # A partial build of another file succeeds, and still leaves two files' tables.
-    partial = run_dbt(FEATURES_ONLY, tmp_path / "partial", other, database)
+    # A partial build of another file succeeds, and still leaves two files' tables. (Both
+    # builds without data tests: the build log records models; the failed build runs in the
+    # same directory, and dbt reuses this one's parse.)
+    partial = run_dbt([*FEATURES_ONLY, *NO_DATA_TESTS], tmp_path, other, database)
     assert partial.returncode == 0, partial.output[-3000:]
     with pytest.raises(report.ReportError, match=r"dbt build started .* UTC \(.*\) read .*alike"
                        r"\.csv, but the last complete build read .*hostile\.csv"):  # fmt: skip
         report.load_marts(database)
-    failed = run_dbt(["build"], tmp_path, other, database)
+    failed = run_dbt(["build", *NO_DATA_TESTS], tmp_path, other, database)
     assert failed.returncode != 0
     with pytest.raises(report.ReportError, match=r"the latest build, dbt build started .* UTC "
                        r"\(.*\), failed \(scaler_parameters \(error\)"):  # fmt: skip
         report.load_marts(database)
 
 
-def test_text_customer_ids_through_every_table(tmp_path: Path) -> None:
+@background_build
+def text_ids_build(workdir: Path) -> tuple[DbtRun, list[Order], list[str]]:
+    """A full build on customers with text ids (customer_id_type string), from Parquet."""
     ids = [f"C-{1000 + i}" for i in range(30)] + ["alice@example.com", "0042", "42"]
     orders = made_up_orders(ids)
     table = pa.table(
@@ -215,12 +239,19 @@ def test_text_customer_ids_through_every_table(tmp_path: Path) -> None:
             "Country": ["France"] * len(orders),
         }
     )
-    pq.write_table(table, tmp_path / "text_ids.parquet")
+    pq.write_table(table, workdir / "text_ids.parquet")
     run = run_dbt(
         ["build"],
-        tmp_path,
-        {"raw_transactions_path": str(tmp_path / "text_ids.parquet"), "customer_id_type": "string"},
+        workdir,
+        {"raw_transactions_path": str(workdir / "text_ids.parquet"), "customer_id_type": "string"},
     )
+    return run, orders, ids
+
+
+def test_text_customer_ids_through_every_table(
+    text_ids_build: tuple[DbtRun, list[Order], list[str]],
+) -> None:
+    run, orders, ids = text_ids_build
     assert run.returncode == 0, run.output[-5000:]
     assert sorted(r[0] for r in run.query("select customer_id from customer_segments")) == sorted(
         ids
@@ -230,9 +261,12 @@ def test_text_customer_ids_through_every_table(tmp_path: Path) -> None:
     assert {k: Decimal(str(v)) for k, v in money.items()} == expected_money(orders)
 
 
-def test_instants_give_the_same_features_under_any_tz(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+TIME_ZONES = ["UTC", "Asia/Tokyo"]
+
+
+@background_build
+def instants_builds(workdir: Path) -> tuple[list[DbtRun], list[Order]]:
+    """Instants (a time-zone-aware column) built up to customer_features once per TZ."""
     orders = made_up_orders([12346 + i for i in range(20)])
     at = pa.array(
         [o.at.replace(tzinfo=dt.UTC) for o in orders], pa.timestamp("us", "Europe/London")
@@ -249,13 +283,26 @@ def test_instants_give_the_same_features_under_any_tz(
             "Country": ["France"] * len(orders),
         }
     )
-    path = tmp_path / "instants.parquet"
+    path = workdir / "instants.parquet"
     pq.write_table(table, path)
+    runs = [
+        run_dbt(
+            FEATURES_ONLY,
+            workdir / zone.replace("/", "_"),
+            {"raw_transactions_path": str(path)},
+            environment={"TZ": zone},
+        )
+        for zone in TIME_ZONES
+    ]
+    return runs, orders
+
+
+def test_instants_give_the_same_features_under_any_tz(
+    instants_builds: tuple[list[DbtRun], list[Order]],
+) -> None:
+    runs, orders = instants_builds
     hashes = []
-    for zone in ["UTC", "Asia/Tokyo"]:
-        monkeypatch.setenv("TZ", zone)
-        run = run_dbt(FEATURES_ONLY, tmp_path / zone.replace("/", "_"),
-                      {"raw_transactions_path": str(path)})  # fmt: skip
+    for run in runs:  # TZ=UTC, then TZ=Asia/Tokyo
         assert run.returncode == 0, run.output[-3000:]
         hashes.append(
             run.scalar(

@@ -420,3 +420,82 @@ def test_values_that_would_be_misread_are_refused(
     path = csv_file(tmp_path / "odd.csv", [line(), line(customer=customer, quantity=quantity)])
     with pytest.raises(RawFileError, match=re.escape(expected)):
         read_all(path)
+
+
+# What a build says about a bad file: the reader's message, through the plugin's load (what
+# dbt-duckdb calls for the source); test_dbt_pipeline.py shows one reaching dbt's summary.
+
+
+def load_through_plugin(path: Path) -> pa.Table:
+    from dbt.adapters.duckdb.plugins import BasePlugin
+    from dbt.adapters.duckdb.utils import SourceConfig
+
+    plugin = BasePlugin.create("customer_segmentation.ingest.dbt_plugin", alias="transactions")
+    source = SourceConfig(
+        name="transactions",
+        identifier="transactions",
+        schema="raw",
+        database=None,
+        meta={"plugin": "transactions", "external_location": str(path)},
+        tags=[],
+    )
+    return plugin.load(source).read_all()
+
+
+def csv_rows(path: Path, rows: list[tuple], header: list[str] = ONLINE_RETAIL_COLUMNS) -> Path:
+    text = "\n".join([",".join(header), *(",".join(str(v) for v in row) for row in rows)])
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (
+            [("536365", "85123A", "HEART", "six", "2010-12-01 08:26", 2.55, 17850, "UK")],
+            "column Quantity: 1 value(s) are not numbers, e.g. 'six'",
+        ),
+        (
+            [
+                ("536365", "85123A", "HEART", 6, "12/1/2010 8:26", 2.55, 17850, "UK"),
+                ("536366", "85123A", "HEART", 6, "yesterday", 2.55, 17850, "UK"),
+            ],
+            "column InvoiceDate: 1 value(s) are not dates, e.g. 'yesterday'",
+        ),
+        (
+            [("536365", "85123A", "HEART", 6, "2010-12-01 08:26", "cheap", 17850, "UK")],
+            "column UnitPrice: 1 value(s) are not numbers, e.g. 'cheap'",
+        ),
+        ([], "has a header but no transaction lines"),
+    ],
+    ids=["text_in_quantity", "unparseable_date", "text_in_price", "header_only"],
+)
+def test_bad_values_fail_naming_file_column_and_value(
+    tmp_path: Path, rows: list[tuple], expected: str
+) -> None:
+    path = csv_rows(tmp_path / "bad.csv", rows)
+    with pytest.raises(RawFileError) as error:
+        load_through_plugin(path)
+    assert f"{path}: {expected}" in str(error.value)
+
+
+def test_empty_file_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    with pytest.raises(RawFileError) as error:
+        load_through_plugin(path)
+    assert f"{path}: the file is empty (0 bytes)" in str(error.value)
+
+
+def test_unknown_column_spelling_lists_what_is_missing(tmp_path: Path) -> None:
+    header = ["Bill", "SKU", "Description", "Qty", "InvoiceDate", "UnitPrice", "CustomerID"]
+    header += ["Country"]
+    rows = [("1000", "85123A", "HEART", 2, "2011-01-01 10:00", 5.0, 1, "United Kingdom")]
+    path = csv_rows(tmp_path / "odd.csv", rows, header)
+    with pytest.raises(RawFileError) as error:
+        load_through_plugin(path)
+    message = str(error.value)
+    assert "missing required column(s): InvoiceNo (accepted: InvoiceNo / Invoice); StockCode" in (
+        message
+    )
+    assert "Quantity" in message

@@ -140,3 +140,24 @@ def test_a_missing_feature_column_is_named() -> None:
     con.register("f", pa.table({"customer_id": [1], "recency_days": [3.0]}))
     with pytest.raises(ValueError, match=r"clustering_features \['frequency', 'monetary'\]"):
         pipeline.read_matrix(con.table("f"), FEATURES)
+
+
+def test_identical_customers_fail_naming_the_feature(capsys: pytest.CaptureFixture[str]) -> None:
+    from customer_segmentation.spark.session import project_clustering_settings
+
+    # Seven customers alike in every clustering feature (as seven customers with the same two
+    # orders are), through the first ml model with the project's clustering settings.
+    settings = project_clustering_settings()
+    alike = {"recency_days": 30, "frequency": 2, "monetary": 40.0, "tenure_days": 15}
+    alike |= {"average_order_value": 20.0, "distinct_products": 1, "return_rate": 0.0}
+    assert sorted(alike) == sorted(settings["clustering_features"])
+    con = duckdb.connect()
+    con.register("features", pa.table({"customer_id": range(1, 8)} | {
+        name: [value] * 7 for name, value in alike.items()}))  # fmt: skip
+    with pytest.raises(pipeline.ModelError) as error:
+        pipeline.scaler_parameters(con.table("features"), settings)
+    shown = capsys.readouterr().out
+    assert "[scaler_parameters] ERROR: 0 of 7 clustering features have any spread (none)" in shown
+    for text in (shown, str(error.value)):
+        assert "feature recency_days: standard deviation is 0 after winsorising" in text
+        assert "every customer has log1p(recency_days) =" in text

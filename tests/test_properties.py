@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import duckdb
 import numpy as np
 import pytest
@@ -12,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import DBT, PROJECT_ROOT
+from conftest import DbtRun
 from customer_segmentation.ml.kmeans import cluster_order
 from customer_segmentation.ml.scaling import apply_scaling, fit_scaler, invert_scaling
 
@@ -86,36 +83,21 @@ DIMENSIONS = ["recency", "frequency", "monetary", "tenure", "average_order_value
 
 
 @pytest.fixture(scope="module")
-def naming_sql(tmp_path_factory: pytest.TempPathFactory) -> str:
-    target = tmp_path_factory.mktemp("compiled")
-    completed = subprocess.run(
-        [
-            str(DBT),
-            "compile",
-            "--select",
-            "segment_names",
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(target / "logs"),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"DBT_PROFILES_DIR": str(PROJECT_ROOT), "DBT_DUCKDB_PATH": ":memory:", "PATH": ""},
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:]
-    compiled = next(Path(target).rglob("segment_names.sql"))
-    return compiled.read_text()
+def naming_sql(bundled_build: DbtRun) -> tuple[str, str]:
+    """The SQL of segment_names as the shared build compiled (and ran) it, and its catalog."""
+    compiled = next((bundled_build.workdir / "target" / "compiled").rglob("segment_names.sql"))
+    # dbt-duckdb names the database after the file, up to the first dot.
+    return compiled.read_text(), bundled_build.database.name.split(".")[0]
 
 
 def naming_database(
-    customers: list[tuple[int, int, list[float]]], targets: list[list[float]]
+    customers: list[tuple[int, int, list[float]]], targets: list[list[float]], catalog: str
 ) -> duckdb.DuckDBPyConnection:
     """Tables named as in the compiled SQL, filled with generated customers and archetypes."""
-    # dbt compiled against an in-memory database, whose catalog is "memory".
+    # In memory, under the name of the database dbt compiled against.
     con = duckdb.connect()
+    con.execute(f"attach ':memory:' as \"{catalog}\"")
+    con.execute(f'use "{catalog}"')
     con.execute("create schema reference")
     con.execute(
         "create table main.customer_features (customer_id bigint, "
@@ -162,13 +144,16 @@ value = st.floats(min_value=0, max_value=500, allow_nan=False)
     st.lists(st.lists(st.floats(-3, 3), min_size=6, max_size=6), min_size=1, max_size=8),
 )
 def test_segment_names_are_unique_and_every_cluster_is_named(
-    naming_sql: str, clusters: tuple[int, list[list[float]]], targets: list[list[float]]
+    naming_sql: tuple[str, str],
+    clusters: tuple[int, list[list[float]]],
+    targets: list[list[float]],
 ) -> None:
+    sql, catalog = naming_sql
     k, rows = clusters
     customers = [(i, i % k + 1, values) for i, values in enumerate(rows)]
-    con = naming_database(customers, targets)
+    con = naming_database(customers, targets, catalog)
     named = con.execute(
-        f"select cluster_id, segment_name, profile_distance from ({naming_sql}) order by 1"
+        f"select cluster_id, segment_name, profile_distance from ({sql}) order by 1"
     ).fetchall()
     assert [row[0] for row in named] == list(range(1, k + 1))
     names = [row[1] for row in named]
@@ -176,11 +161,9 @@ def test_segment_names_are_unique_and_every_cluster_is_named(
     matched = [row for row in named if row[2] is not None]
     assert len(matched) == min(k, len(targets))
     # Greedy: the nearest (cluster, archetype) pair of all is always matched.
-    pairs = con.execute(f"select min(profile_distance) from ({naming_sql})").fetchall()
+    pairs = con.execute(f"select min(profile_distance) from ({sql})").fetchall()
     assert pairs[0][0] == pytest.approx(min(row[2] for row in matched))
     # Customers listed in another order give the same names.
-    reordered = naming_database(list(reversed(customers)), targets)
-    again = reordered.execute(
-        f"select cluster_id, segment_name from ({naming_sql}) order by 1"
-    ).fetchall()
+    reordered = naming_database(list(reversed(customers)), targets, catalog)
+    again = reordered.execute(f"select cluster_id, segment_name from ({sql}) order by 1").fetchall()
     assert again == [(row[0], row[1]) for row in named]
