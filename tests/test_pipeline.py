@@ -54,12 +54,14 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
     run("hierarchy_linkage", "customer_features_scaled", "hierarchy_leaves")
     ward = ("hierarchy_leaves", "hierarchy_linkage")
     run("candidate_silhouettes", "customer_features_scaled", "kmeans_candidates", *ward)
+    run("cluster_stability", "customer_features_scaled")
     run(
         "cluster_model_selection",
         "customer_features_scaled",
         "kmeans_candidates",
         *ward,
         "candidate_silhouettes",
+        "cluster_stability",
     )
     run(
         "cluster_centroids",

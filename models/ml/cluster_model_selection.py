@@ -8,5 +8,6 @@ def model(dbt, session):
         dbt.ref("hierarchy_leaves"),
         dbt.ref("hierarchy_linkage"),
         dbt.ref("candidate_silhouettes"),
+        dbt.ref("cluster_stability"),
         dbt.config.get("clustering"),
     )

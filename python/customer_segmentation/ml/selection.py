@@ -186,40 +186,29 @@ def candidate_silhouettes(
     return dict(zip(scored, values, strict=True))
 
 
-def selection_rows(
+def stability_by_candidate(
     matrix: np.ndarray,
-    candidates: Mapping[int, Candidate],
-    tree: WardTree,
-    labelings: Labelings,
-    mean_silhouettes: Mapping[tuple[str, int], float],
+    ks: Sequence[int],
     config: ClusteringConfig,
-    model_name: str = "cluster_model_selection",
-) -> tuple[list[dict[str, object]], Choice]:
-    """The rows of ``cluster_model_selection`` and the choice of k.
+    model_name: str = "cluster_stability",
+) -> dict[tuple[str, int], float]:
+    """Bootstrap stability of k-means and Ward at every k (mean pairwise ARI of the refits).
 
-    From the candidates and the Ward tree (fitted once, upstream) this adds the scores on all
-    rows, the bootstrap stability of each k and the knee, then applies ``choose_k``.
+    Refits on bootstrap samples, compared on the evaluation sample; needs neither the
+    candidates nor the tree, so a build runs it beside them.
     """
-    ks = sorted(candidates)
     evaluation = evaluation_sample(len(matrix), config)
     bootstraps = bootstrap_samples(
         len(matrix), config.stability_sample_size, config.stability_runs, config.random_state
     )
-    metrics: dict[tuple[str, int], dict[str, float]] = {}
-    with stage(model_name, f"scores for k={ks[0]}..{ks[-1]}"):
-        for key, labels in labelings.items():
-            metrics[key] = partition_metrics(matrix, labels)
-            metrics[key]["silhouette"] = mean_silhouettes.get(key, math.nan)
-        for k in ks:
-            metrics["kmeans", k]["inertia"] = candidates[k].inertia
+    stability: dict[tuple[str, int], float] = {}
     with stage(model_name, f"k-means stability ({config.stability_runs} bootstrap refits per k)"):
-        stabilities = kmeans_stability(
+        by_k = kmeans_stability(
             matrix, ks, bootstraps, evaluation, config.random_state, config.kmeans_n_init
         )
-        for k in ks:
-            metrics["kmeans", k]["stability"] = stabilities[k]
+        stability.update({("kmeans", k): value for k, value in by_k.items()})
     with stage(model_name, f"Ward stability ({config.stability_runs} bootstrap refits)"):
-        stabilities = ward_stability(
+        by_k = ward_stability(
             matrix,
             ks,
             bootstraps,
@@ -228,8 +217,35 @@ def selection_rows(
             config.ward_micro_clusters,
             config.random_state,
         )
+        stability.update({("hierarchical", k): value for k, value in by_k.items()})
+    return stability
+
+
+def selection_rows(
+    matrix: np.ndarray,
+    candidates: Mapping[int, Candidate],
+    tree: WardTree,
+    labelings: Labelings,
+    mean_silhouettes: Mapping[tuple[str, int], float],
+    stability: Mapping[tuple[str, int], float],
+    config: ClusteringConfig,
+    model_name: str = "cluster_model_selection",
+) -> tuple[list[dict[str, object]], Choice]:
+    """The rows of ``cluster_model_selection`` and the choice of k.
+
+    From the candidates, the Ward tree, the silhouettes and the stability (each computed
+    once, upstream) this adds the scores on all rows and the knee, then applies ``choose_k``.
+    """
+    ks = sorted(candidates)
+    evaluation = evaluation_sample(len(matrix), config)
+    metrics: dict[tuple[str, int], dict[str, float]] = {}
+    with stage(model_name, f"scores for k={ks[0]}..{ks[-1]}"):
+        for key, labels in labelings.items():
+            metrics[key] = partition_metrics(matrix, labels)
+            metrics[key]["silhouette"] = mean_silhouettes.get(key, math.nan)
+            metrics[key]["stability"] = stability[key]
         for k in ks:
-            metrics["hierarchical", k]["stability"] = stabilities[k]
+            metrics["kmeans", k]["inertia"] = candidates[k].inertia
 
     knees = {
         algorithm: knee(ks, [metrics[algorithm, k]["inertia"] for k in ks])
@@ -279,7 +295,7 @@ def model_selection(
 
     The dbt build runs these steps as separate models that share their results as tables
     (``kmeans_candidates``, ``hierarchy_leaves``, ``hierarchy_linkage``,
-    ``candidate_silhouettes``); the Spark backend and the tests call this.
+    ``candidate_silhouettes``, ``cluster_stability``); the tests call this.
     """
     ks = evaluated_range(config, len(matrix))
     with stage(model_name, "Ward tree"):
@@ -292,4 +308,5 @@ def model_selection(
     with stage(model_name, "silhouettes"):
         values = candidate_silhouettes(matrix, labelings, evaluation_sample(len(matrix), config))
     means = {key: float(v.mean()) for key, v in values.items()}
-    return selection_rows(matrix, candidates, tree, labelings, means, config, model_name)
+    stability = stability_by_candidate(matrix, ks, config, model_name)
+    return selection_rows(matrix, candidates, tree, labelings, means, stability, config, model_name)

@@ -6,7 +6,7 @@ another needs is a table between them, so the DAG dbt shows is what depends on w
 
     customer_features_scaled -> kmeans_candidates ------------------+
                              -> hierarchy_leaves -> hierarchy_linkage +-> candidate_silhouettes
-                                                                      +-> cluster_model_selection
+                             -> cluster_stability --------------------+-> cluster_model_selection
     cluster_model_selection + kmeans_candidates -> cluster_centroids -> customer_clusters
     candidate_silhouettes + customer_clusters -> customer_silhouettes
 
@@ -34,6 +34,7 @@ from customer_segmentation.ml.selection import (
     evaluation_sample,
     fit_candidates,
     selection_rows,
+    stability_by_candidate,
 )
 from customer_segmentation.ml.selection import (
     candidate_silhouettes as silhouettes_of_candidates,
@@ -59,6 +60,8 @@ from customer_segmentation.models.tables import (
     parameters_from_table,
     parameters_table,
     silhouettes_table,
+    stability_from_table,
+    stability_table,
     ward_tree_from_tables,
 )
 from customer_segmentation.timing import stage
@@ -69,6 +72,7 @@ __all__ = [
     "clear_errors",
     "cluster_centroids",
     "cluster_model_selection",
+    "cluster_stability",
     "customer_clusters",
     "customer_silhouettes",
     "hierarchy_leaves",
@@ -170,12 +174,23 @@ def candidate_silhouettes(
 
 
 @dbt_model
+def cluster_stability(scaled: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model cluster_stability: bootstrap stability of k-means and Ward at every evaluated k."""
+    _, matrix = read_matrix(scaled, config.clustering_features)
+    ks = evaluated_range(config, len(matrix))
+    stability = stability_by_candidate(matrix, ks, config)
+    size = min(len(matrix), config.stability_sample_size)
+    return stability_table(stability, config.stability_runs, size)
+
+
+@dbt_model
 def cluster_model_selection(
     scaled: Relation,
     candidates: Relation,
     leaves: Relation,
     linkage: Relation,
     silhouettes: Relation,
+    stability: Relation,
     config: ClusteringConfig,
 ) -> pa.Table:
     """Model cluster_model_selection: metrics for every algorithm and k, and the choice."""
@@ -185,7 +200,8 @@ def cluster_model_selection(
     mean_silhouettes = mean_by_candidate(
         silhouettes.order("algorithm, k, customer_id").to_arrow_table()
     )
-    rows, _ = selection_rows(matrix, fits, tree, labelings, mean_silhouettes, config)
+    by_candidate = stability_from_table(stability.to_arrow_table())
+    rows, _ = selection_rows(matrix, fits, tree, labelings, mean_silhouettes, by_candidate, config)
     return pa.Table.from_pylist(rows)
 
 

@@ -182,3 +182,22 @@ def parameters_from_table(table: pa.Table) -> list[FeatureScaling]:
     """Read parameters back from the ``scaler_parameters`` table, in feature order."""
     rows = sorted(table.to_pylist(), key=lambda row: row["feature_order"])
     return [FeatureScaling(**row) for row in rows]
+
+
+def stability_table(stability: Mapping[tuple[str, int], float], runs: int, size: int) -> pa.Table:
+    """``cluster_stability``: the bootstrap stability of each (algorithm, k)."""
+    keys = sorted(stability)
+    return pa.table(
+        {
+            "algorithm": [algorithm for algorithm, _ in keys],
+            "k": np.array([k for _, k in keys], dtype=np.int64),
+            "stability": np.array([stability[key] for key in keys], dtype=np.float64),
+            "stability_runs": np.full(len(keys), runs, dtype=np.int64),
+            "stability_sample_size": np.full(len(keys), size, dtype=np.int64),
+        }
+    )
+
+
+def stability_from_table(table: pa.Table) -> dict[tuple[str, int], float]:
+    """The stability back from ``cluster_stability``."""
+    return {(row["algorithm"], int(row["k"])): float(row["stability"]) for row in table.to_pylist()}

@@ -130,12 +130,24 @@ def candidate_silhouettes(
     return spark_table(scaled, silhouettes_table(ids[evaluation], every, labelings, values))
 
 
+def cluster_stability(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
+    """Model cluster_stability on Spark: the bootstrap refits on the seeded driver sample."""
+    from customer_segmentation.ml.selection import stability_by_candidate
+    from customer_segmentation.models.tables import stability_table
+
+    _, matrix = _selection_sample(scaled, config)
+    stability = stability_by_candidate(matrix, evaluated_range(config, len(matrix)), config)
+    size = min(len(matrix), config.stability_sample_size)
+    return spark_table(scaled, stability_table(stability, config.stability_runs, size))
+
+
 def cluster_model_selection(
     scaled: DataFrame,
     candidates: DataFrame,
     leaves: DataFrame,
     linkage: DataFrame,
     silhouettes: DataFrame,
+    stability: DataFrame,
     config: ClusteringConfig,
 ) -> DataFrame:
     """Model cluster_model_selection on Spark: the DuckDB code on the seeded driver sample.
@@ -144,7 +156,11 @@ def cluster_model_selection(
     on every customer); the candidates are read from kmeans_candidates.
     """
     from customer_segmentation.ml.selection import selection_rows
-    from customer_segmentation.models.tables import candidates_from_table, mean_by_candidate
+    from customer_segmentation.models.tables import (
+        candidates_from_table,
+        mean_by_candidate,
+        stability_from_table,
+    )
 
     _, matrix = _selection_sample(scaled, config)
     fits = candidates_from_table(candidates.toArrow(), config.clustering_features)
@@ -153,7 +169,8 @@ def cluster_model_selection(
     )
     labelings = candidate_labelings(matrix, fits, tree, config)
     means = mean_by_candidate(silhouettes.orderBy("algorithm", "k", KEY).toArrow())
-    rows, _ = selection_rows(matrix, fits, tree, labelings, means, config)
+    by_candidate = stability_from_table(stability.toArrow())
+    rows, _ = selection_rows(matrix, fits, tree, labelings, means, by_candidate, config)
     return spark_table(scaled, pa.Table.from_pylist(rows))
 
 
@@ -349,9 +366,12 @@ def run_ml_stage(session: SparkSession, schema: str, config: ClusteringConfig) -
             "candidate_silhouettes",
             candidate_silhouettes(scaled, candidates, leaves, linkage, config),
         )
+        stability = write("cluster_stability", cluster_stability(scaled, config))
         selection = write(
             "cluster_model_selection",
-            cluster_model_selection(scaled, candidates, leaves, linkage, silhouettes, config),
+            cluster_model_selection(
+                scaled, candidates, leaves, linkage, silhouettes, stability, config
+            ),
         )
         centroids = write(
             "cluster_centroids", cluster_centroids(scaled, candidates, selection, scaler, config)
