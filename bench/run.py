@@ -267,7 +267,9 @@ def targets(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
         checks.append(
             (f"{r.customers:,}: feature stage <= 3x bare scan", _fmt(ratio), _le(ratio, 3))
         )
-        ari = r.runs.get("project_k5", {}).get("ari")
+        # Runs from before the default-vars build had n_clusters 5 in "project" (ari_k5).
+        fixed = r.runs.get("project_k5") or r.runs["project"]
+        ari = fixed.get("ari", fixed.get("ari_k5"))
         checks.append(
             (
                 f"{r.customers:,}: ARI k=5 vs planted groups >= 0.75",
@@ -284,7 +286,12 @@ def targets(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
                     None if ratio is None else ratio >= 3,
                 )
             )
-    if 200_000 in by_size and 2_000_000 in by_size:
+    # Only runs of the same kind: before the default-vars build, "project" had n_clusters 5.
+    if (
+        200_000 in by_size
+        and 2_000_000 in by_size
+        and ("project_k5" in by_size[200_000].runs) == ("project_k5" in by_size[2_000_000].runs)
+    ):
         ratio = _ratio(
             by_size[2_000_000].runs["project"].get("wall_s"),
             by_size[200_000].runs["project"].get("wall_s"),
@@ -343,7 +350,7 @@ def profile(results: list[SizeResult], top: int = 8) -> list[str]:
     for r in results:
         run = r.runs.get("project", {})
         seconds = run.get("model_seconds") or {}
-        if not seconds:
+        if not seconds or "node_seconds" not in run:  # a run from before the profile existed
             continue
         slowest = sorted(seconds.items(), key=lambda item: -item[1])[:top]
         parts = [f"{name} {value:.1f} s" for name, value in slowest]
