@@ -56,6 +56,31 @@
             {%- do problems.append("outlier_percentile: expected a number between 0 and 1 (exclusive), got " ~ percentile) -%}
         {%- endif -%}
 
+        {%- if var('clv_time_unit') not in ['day', 'week'] -%}
+            {%- do problems.append("clv_time_unit: expected day or week, got " ~ var('clv_time_unit')) -%}
+        {%- endif -%}
+        {%- for name in ['clv_horizon_days', 'clv_min_repeat_customers', 'clv_min_history_days'] -%}
+            {%- set value = var(name) -%}
+            {%- if value is not number or value != value | int or value < 1 -%}
+                {%- do problems.append(name ~ ": expected a whole number >= 1, got " ~ value) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- set rate = var('clv_annual_discount_rate') -%}
+        {%- if rate is not number or rate < 0 or rate >= 1 -%}
+            {%- do problems.append("clv_annual_discount_rate: expected a number from 0 up to 1 (0.10 is 10% a year), got " ~ rate) -%}
+        {%- endif -%}
+        {%- set correlation = var('clv_max_frequency_value_correlation') -%}
+        {%- if correlation is not number or correlation <= 0 or correlation > 1 -%}
+            {%- do problems.append("clv_max_frequency_value_correlation: expected a number above 0 and at most 1, got " ~ correlation) -%}
+        {%- endif -%}
+        {%- set calibration_end = var('clv_calibration_end') -%}
+        {%- if calibration_end is not none -%}
+            {%- set parsed = run_query("select try_cast(" ~ sql_string(calibration_end) ~ " as date)") -%}
+            {%- if parsed.columns[0].values()[0] is none -%}
+                {%- do problems.append("clv_calibration_end: " ~ calibration_end ~ " is not a date (use YYYY-MM-DD)") -%}
+            {%- endif -%}
+        {%- endif -%}
+
         {#- Files are read by DuckDB only; on Spark the source is a table. -#}
         {%- if var('raw_transactions_path') is none and target.type == 'duckdb' -%}
             {%- do problems.append("raw_transactions_path: not set (null); give the Parquet, CSV or .xlsx file to read") -%}

@@ -180,3 +180,47 @@ def parse_config(values: Mapping[str, Any]) -> ClusteringConfig:
             else ClusteringConfig.spark_selection_sample_size
         ),
     )
+
+
+TimeUnit = Literal["day", "week"]
+DAYS_PER_UNIT: dict[str, int] = {"day": 1, "week": 7}
+
+
+@dataclass(frozen=True)
+class ClvConfig:
+    """Validated lifetime-value settings (names match the dbt vars without ``clv_``)."""
+
+    time_unit: TimeUnit
+    horizon_days: int
+    annual_discount_rate: float
+    min_repeat_customers: int
+    min_history_days: int
+
+    @property
+    def days_per_unit(self) -> int:
+        """Days in one time unit: t_x, T and the BG/NBD alpha are in this unit."""
+        return DAYS_PER_UNIT[self.time_unit]
+
+    @property
+    def horizon(self) -> float:
+        """The horizon in the time unit."""
+        return self.horizon_days / self.days_per_unit
+
+
+def parse_clv_config(values: Mapping[str, Any]) -> ClvConfig:
+    """Validate the lifetime-value vars (the ``clv`` config dict of the clv models).
+
+    Raises:
+        ConfigError: naming the var and the value at fault.
+
+    """
+    unit = values.get("clv_time_unit")
+    if unit not in DAYS_PER_UNIT:
+        raise ConfigError(f"var clv_time_unit: expected 'day' or 'week', got {unit!r}")
+    return ClvConfig(
+        time_unit=unit,
+        horizon_days=_int(values, "clv_horizon_days", 1),
+        annual_discount_rate=_float(values, "clv_annual_discount_rate", 0.0, 0.99),
+        min_repeat_customers=_int(values, "clv_min_repeat_customers", 1),
+        min_history_days=_int(values, "clv_min_history_days", 1),
+    )

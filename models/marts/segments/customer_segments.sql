@@ -25,6 +25,12 @@ segment_names as (
 
 ),
 
+customer_value as (
+
+    select * from {{ ref('customer_value') }}
+
+),
+
 outlier_thresholds as (
 
     select
@@ -58,7 +64,11 @@ joined as (
         customer_clusters.distance_to_centroid,
         customer_clusters.distance_to_centroid > outlier_thresholds.outlier_distance
             as is_outlier,
-        customer_features.main_country as country
+        customer_features.main_country as country,
+        customer_value.p_alive,
+        customer_value.churn_risk,
+        customer_value.predicted_clv,
+        customer_value.value_tier
 
     from customer_features
     inner join rfm on customer_features.customer_id = rfm.customer_id
@@ -67,6 +77,7 @@ joined as (
     inner join segment_names on customer_clusters.cluster_id = segment_names.cluster_id
     inner join outlier_thresholds
         on customer_clusters.cluster_id = outlier_thresholds.cluster_id
+    inner join customer_value on customer_features.customer_id = customer_value.customer_id
 
 ),
 
@@ -91,6 +102,10 @@ final as (
         distance_to_centroid,
         is_outlier,
         country,
+        p_alive,
+        churn_risk,
+        predicted_clv,
+        value_tier,
         case
             when net_monetary <= 0 then 'returned_everything'
             when return_rate > {{ var('audience_max_return_rate') }} then 'high_return_rate'

@@ -30,7 +30,11 @@ sizes as (
         cluster_id,
         count(*) as n_customers,
         sum(monetary) as revenue,
-        count(*) filter (where is_outlier) as n_outliers
+        count(*) filter (where is_outlier) as n_outliers,
+        avg(p_alive) as mean_p_alive,
+        sum(predicted_clv) as predicted_clv,
+        avg(predicted_clv) as mean_predicted_clv,
+        sum(churn_risk * monetary) as value_at_risk
 
     from customer_segments
     group by cluster_id
@@ -127,6 +131,11 @@ final as (
         round(sizes.revenue, 2) as revenue,
         sizes.revenue / sum(sizes.revenue) over () as share_of_revenue,
         sizes.n_outliers,
+        sizes.mean_p_alive,
+        round(sizes.predicted_clv, 2) as predicted_clv,
+        sizes.mean_predicted_clv,
+        sizes.predicted_clv / sum(sizes.predicted_clv) over () as share_of_predicted_clv,
+        round(sizes.value_at_risk, 2) as value_at_risk,
         top_countries.top_country,
         top_countries.top_country_customers / sizes.n_customers as top_country_share,
         dominant_rfm_segments.dominant_rfm_segment,

@@ -10,6 +10,10 @@ another needs is a table between them, so the DAG dbt shows is what depends on w
     cluster_model_selection + kmeans_candidates -> cluster_centroids -> customer_clusters
     candidate_silhouettes + customer_clusters -> customer_silhouettes
 
+    customer_purchase_histories + clv_calibration_histories -> clv_model_parameters
+    clv_model_parameters + customer_purchase_histories -> clv_predictions
+    clv_model_parameters + clv_calibration_histories -> clv_holdout_predictions
+
 Inputs are read as Arrow, ordered by customer id, because DuckDB's group-by order varies and
 the labels would vary with it. When ``dbt.ref(...)`` is a Spark DataFrame (dbt on Databricks),
 ``boundary.dbt_model`` hands each call to its twin in ``customer_segmentation.spark.models``.
@@ -20,8 +24,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from customer_segmentation.config import ClusteringConfig
+from customer_segmentation.config import ClusteringConfig, ClvConfig, parse_clv_config
 from customer_segmentation.ml.kmeans import nearest_centroid
+from customer_segmentation.ml.lifetime_value import (
+    customer_values,
+    fit_lifetime_value,
+    holdout_predictions,
+)
 from customer_segmentation.ml.projection import pca_coordinates
 from customer_segmentation.ml.scaling import (
     fit_scaler,
@@ -64,6 +73,15 @@ from customer_segmentation.models.tables import (
     stability_table,
     ward_tree_from_tables,
 )
+from customer_segmentation.models.value_tables import (
+    as_of_date,
+    fitted_parameters,
+    histories_from_table,
+    parameters_rows,
+)
+from customer_segmentation.models.value_tables import (
+    parameters_table as clv_parameters_table,
+)
 from customer_segmentation.timing import stage
 
 __all__ = [
@@ -73,6 +91,9 @@ __all__ = [
     "cluster_centroids",
     "cluster_model_selection",
     "cluster_stability",
+    "clv_holdout_predictions",
+    "clv_model_parameters",
+    "clv_predictions",
     "customer_clusters",
     "customer_silhouettes",
     "hierarchy_leaves",
@@ -295,3 +316,72 @@ def customer_silhouettes(
             f"selected k={k}"
         )
     return table
+
+
+@dbt_model(parse=parse_clv_config)
+def clv_model_parameters(histories: Relation, calibration: Relation, config: ClvConfig) -> pa.Table:
+    """Model clv_model_parameters: BG/NBD and Gamma-Gamma fits, or why not.
+
+    Fitted as of the snapshot (for customer_value) and as of the calibration cut-off (for
+    clv_validation).
+    """
+    rows = []
+    for label, relation in (("snapshot", histories), ("calibration", calibration)):
+        table = relation.to_arrow_table()
+        with stage("clv_model_parameters", f"fit BG/NBD and Gamma-Gamma ({label})"):
+            fitted = fit_lifetime_value(
+                histories_from_table(table), config.min_repeat_customers, config.min_history_days
+            )
+        for reason in {fitted.purchases_reason, fitted.spend_reason} - {None}:
+            print(f"[clv_model_parameters] WARNING: {label} fit: {reason}", flush=True)
+        rows += parameters_rows(label, fitted, as_of_date(table), config)
+    return clv_parameters_table(rows)
+
+
+@dbt_model(parse=parse_clv_config)
+def clv_predictions(histories: Relation, parameters: Relation, config: ClvConfig) -> pa.Table:
+    """Model clv_predictions: each customer's P(alive), expected purchases and spend, and CLV."""
+    table = histories.order("customer_id").to_arrow_table()
+    purchases, spend = fitted_parameters(parameters.to_arrow_table(), "snapshot")
+    with stage("clv_predictions", f"values of {table.num_rows} customers"):
+        values = customer_values(
+            purchases,
+            spend,
+            histories_from_table(table),
+            config.days_per_unit,
+            config.horizon_days,
+            config.annual_discount_rate,
+        )
+    return pa.table(
+        {
+            "customer_id": table["customer_id"],
+            "p_alive": pa.array(values.p_alive, from_pandas=True),
+            "expected_purchases": pa.array(values.expected_purchases, from_pandas=True),
+            "expected_order_value": pa.array(values.expected_order_value, from_pandas=True),
+            "predicted_clv": pa.array(values.predicted_clv, from_pandas=True),
+        }
+    )
+
+
+@dbt_model(parse=parse_clv_config)
+def clv_holdout_predictions(
+    calibration: Relation, parameters: Relation, config: ClvConfig
+) -> pa.Table:
+    """Model clv_holdout_predictions: the calibration fit's expectations for the holdout.
+
+    Per customer: purchases, and mean spend for repeat customers; clv_validation compares them
+    with what the customers did.
+    """
+    table = calibration.order("customer_id").to_arrow_table()
+    purchases, spend = fitted_parameters(parameters.to_arrow_table(), "calibration")
+    length = table["holdout_length"][0].as_py() if table.num_rows else 0.0
+    expected_purchases, expected_value = holdout_predictions(
+        purchases, spend, histories_from_table(table), float(length)
+    )
+    return pa.table(
+        {
+            "customer_id": table["customer_id"],
+            "predicted_purchases": pa.array(expected_purchases, from_pandas=True),
+            "predicted_mean_value": pa.array(expected_value, from_pandas=True),
+        }
+    )

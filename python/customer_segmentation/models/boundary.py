@@ -72,24 +72,32 @@ def is_spark_dataframe(value: object) -> bool:
     return module.startswith("pyspark.sql") and hasattr(value, "sparkSession")
 
 
-def dbt_model(function: Callable[..., Any]) -> Callable[..., Any]:
+def dbt_model(
+    function: Callable[..., Any] | None = None,
+    *,
+    parse: Callable[[Any], Any] = parse_config,
+) -> Any:
     """The boundary of one dbt Python model: ``function(*relations, config)``.
 
-    The wrapper takes dbt's relations and the raw ``clustering`` dict, parses the dict into a
-    ``ClusteringConfig`` once, and calls ``function`` on DuckDB relations, or the Spark twin of
-    the same name when the first relation is a Spark DataFrame; errors as ``clear_errors``.
+    The wrapper takes dbt's relations and the raw config dict (``clustering``, or ``clv`` with
+    ``parse=parse_clv_config``), parses the dict once, and calls ``function`` on DuckDB
+    relations, or the Spark twin of the same name when the first relation is a Spark
+    DataFrame; errors as ``clear_errors``.
     """
 
-    @functools.wraps(function)
-    def wrapper(*args: Any) -> Any:
-        *relations, settings = args
-        config = parse_config(settings)
-        if relations and is_spark_dataframe(relations[0]):
-            spark_models = importlib.import_module("customer_segmentation.spark.models")
-            return getattr(spark_models, function.__name__)(*relations, config)
-        return function(*relations, config)
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapper(*args: Any) -> Any:
+            *relations, settings = args
+            config = parse(settings)
+            if relations and is_spark_dataframe(relations[0]):
+                spark_models = importlib.import_module("customer_segmentation.spark.models")
+                return getattr(spark_models, function.__name__)(*relations, config)
+            return function(*relations, config)
 
-    return clear_errors(wrapper)
+        return clear_errors(wrapper)
+
+    return decorate(function) if function is not None else decorate
 
 
 class Relation(Protocol):
