@@ -18,6 +18,9 @@ negative log-likelihood in the original parameters. Everything is vectorised: ar
 out, no loop over rows.
 """
 
+# T (age) and t (horizon) are different quantities in the papers' notation: keep both names.
+# ruff: noqa: N803, N806
+
 from __future__ import annotations
 
 import math
@@ -192,30 +195,36 @@ def _check_weights(weights: ArrayLike | None, n: int) -> np.ndarray:
 # --- grouping ----------------------------------------------------------------------------------
 
 
+def _runs(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The order sorting the rows (first column first) and where each distinct row starts."""
+    # lexsort treats its last key as the primary one.
+    order = np.lexsort(columns[::-1])
+    changed = np.zeros(len(order), dtype=bool)
+    changed[:1] = True
+    for column in columns:
+        ordered = column[order]
+        changed[1:] |= ordered[1:] != ordered[:-1]
+    return order, np.flatnonzero(changed)
+
+
 def sufficient_statistics(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Distinct rows of the columns and how many customers share each (weights).
 
     The rows come back sorted by the first column, then the second, and so on; the counts are
     int64 and sum to the number of rows.
+
+    Raises:
+        ClvError: no columns, or columns of different lengths.
+
     """
     if not columns:
         raise ClvError("sufficient_statistics needs at least one column")
     arrays = [np.asarray(c, dtype=float).ravel() for c in columns]
     if len({len(a) for a in arrays}) > 1:
         raise ClvError(f"columns have mismatched lengths: {[len(a) for a in arrays]}")
-    n = len(arrays[0])
-    if n == 0:
-        return tuple(np.empty(0) for _ in arrays), np.empty(0, dtype=np.int64)
-    # lexsort treats its last key as the primary one.
-    order = np.lexsort(arrays[::-1])
-    ordered = [a[order] for a in arrays]
-    changed = np.zeros(n, dtype=bool)
-    changed[0] = True
-    for a in ordered:
-        changed[1:] |= a[1:] != a[:-1]
-    starts = np.flatnonzero(changed)
-    counts = np.diff(np.append(starts, n)).astype(np.int64)
-    return tuple(a[starts] for a in ordered), counts
+    order, starts = _runs(arrays)
+    counts = np.diff(np.append(starts, len(order))).astype(np.int64)
+    return tuple(a[order[starts]] for a in arrays), counts
 
 
 def _grouped(
@@ -227,14 +236,8 @@ def _grouped(
     w = weights[keep]
     if len(w) == 0:
         return tuple(kept), w
-    order = np.lexsort(kept[::-1])
-    ordered = [c[order] for c in kept]
-    changed = np.zeros(len(w), dtype=bool)
-    changed[0] = True
-    for c in ordered:
-        changed[1:] |= c[1:] != c[:-1]
-    starts = np.flatnonzero(changed)
-    return tuple(c[starts] for c in ordered), np.add.reduceat(w[order], starts)
+    order, starts = _runs(kept)
+    return tuple(c[order[starts]] for c in kept), np.add.reduceat(w[order], starts)
 
 
 # --- BG/NBD likelihood -------------------------------------------------------------------------
@@ -252,9 +255,7 @@ def _bgnbd_log_terms(
     repeat = x > 0
     dropped = np.full_like(alive, -np.inf)
     xr = x[repeat]
-    dropped[repeat] = (
-        math.log(a) - np.log(b + xr - 1) - (r + xr) * np.log(alpha + t_x[repeat])
-    )
+    dropped[repeat] = math.log(a) - np.log(b + xr - 1) - (r + xr) * np.log(alpha + t_x[repeat])
     return alive, dropped
 
 
@@ -271,26 +272,68 @@ def _bgnbd_ll(theta: Sequence[float], x: np.ndarray, t_x: np.ndarray, T: np.ndar
     )
 
 
-def _bgnbd_gradient(
-    theta: Sequence[float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
-) -> np.ndarray:
-    """Gradient of sum(w * log L) with respect to (r, alpha, a, b)."""
+@dataclass(frozen=True)
+class _Rows:
+    """Distinct rows, their weights, and the weight of each distinct x.
+
+    Terms that depend on x alone (gammaln, digamma of x plus a parameter) are computed once per
+    distinct x: a few hundred values, whatever the number of rows.
+    """
+
+    x: np.ndarray
+    columns: tuple[np.ndarray, ...]
+    w: np.ndarray
+    x_values: np.ndarray
+    x_weights: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, columns: tuple[np.ndarray, ...], w: np.ndarray) -> _Rows:
+        """Group the weights by x."""
+        x_values, inverse = np.unique(x, return_inverse=True)
+        x_weights = np.bincount(inverse, weights=w, minlength=len(x_values))
+        return cls(x, columns, w, x_values, x_weights)
+
+    def scaled(self, factors: tuple[float, ...]) -> _Rows:
+        """The same rows with each column divided by its factor."""
+        columns = tuple(c / f for c, f in zip(self.columns, factors, strict=True))
+        return _Rows(self.x, columns, self.w, self.x_values, self.x_weights)
+
+
+def _bgnbd_total(theta: Sequence[float], rows: _Rows) -> tuple[float, np.ndarray]:
+    """sum(w * log L) and its gradient with respect to (r, alpha, a, b)."""
     r, alpha, a, b = theta
+    x, (t_x, T), w = rows.x, rows.columns, rows.w
+    ux, wx, total = rows.x_values, rows.x_weights, float(rows.w.sum())
     alive, dropped = _bgnbd_log_terms(r, alpha, a, b, x, t_x, T)
+    gap = dropped - alive
+    value = (
+        float(np.dot(wx, gammaln(r + ux) + betaln(a, b + ux)))
+        + total * (r * math.log(alpha) - gammaln(r) - betaln(a, b))
+        + float(np.dot(w, alive + np.logaddexp(0.0, gap)))
+    )
     # Share of the dropped-out part in the likelihood's sum (0 where x == 0).
-    share = expit(dropped - alive)
-    log_alive_age = np.log(alpha + T)
-    log_last = np.log(alpha + t_x)
+    share = expit(gap)
     psi_ab = digamma(a + b)
-    psi_abx = digamma(a + b + x)
-    d_r = digamma(r + x) - digamma(r) + math.log(alpha) - (1 - share) * log_alive_age
-    d_r -= share * log_last
-    d_alpha = r / alpha - (r + x) * ((1 - share) / (alpha + T) + share / (alpha + t_x))
-    d_a = psi_ab - psi_abx + share / a
+    psi_abx = digamma(a + b + ux)
+    log_age, log_last = np.log(alpha + T), np.log(alpha + t_x)
+    d_r = (
+        float(np.dot(wx, digamma(r + ux)))
+        + total * (math.log(alpha) - digamma(r))
+        - float(np.dot(w, log_age + share * (log_last - log_age)))
+    )
+    d_alpha = total * r / alpha - float(
+        np.dot(w, (r + x) * ((1 - share) / (alpha + T) + share / (alpha + t_x)))
+    )
+    weighted_share = w * share
+    d_a = total * psi_ab - float(np.dot(wx, psi_abx)) + float(weighted_share.sum()) / a
     # b + x - 1 > 0 wherever share > 0; elsewhere the term is 0.
-    inverse = np.divide(share, b + x - 1, out=np.zeros_like(share), where=x > 0)
-    d_b = digamma(b + x) - psi_abx - digamma(b) + psi_ab - inverse
-    return np.array([np.dot(w, d) for d in (d_r, d_alpha, d_a, d_b)])
+    repeat = x > 0
+    d_b = (
+        float(np.dot(wx, digamma(b + ux) - psi_abx))
+        + total * (psi_ab - digamma(b))
+        - float(np.sum(weighted_share[repeat] / (b + x[repeat] - 1)))
+    )
+    return value, np.array([d_r, d_alpha, d_a, d_b])
 
 
 def bgnbd_log_likelihood(
@@ -306,8 +349,9 @@ def bgnbd_log_likelihood(
     x, t_x, T = _arrays(("x", "t_x", "T"), (x, t_x, T))
     _check_bgnbd_data(x, t_x, T)
     p = parameters
-    return _bgnbd_ll((p.r, p.alpha, p.a, p.b), np.atleast_1d(x), np.atleast_1d(t_x),
-                     np.atleast_1d(T)).reshape(x.shape)
+    return _bgnbd_ll(
+        (p.r, p.alpha, p.a, p.b), np.atleast_1d(x), np.atleast_1d(t_x), np.atleast_1d(T)
+    ).reshape(x.shape)
 
 
 # --- generic maximum likelihood ----------------------------------------------------------------
@@ -338,9 +382,7 @@ def _standard_errors(hessian: np.ndarray) -> tuple[float | None, ...]:
     except np.linalg.LinAlgError:
         return (None,) * n
     diagonal = np.diag(covariance)
-    return tuple(
-        float(np.sqrt(d)) if np.isfinite(d) and d > 0 else None for d in diagonal
-    )
+    return tuple(float(np.sqrt(d)) if np.isfinite(d) and d > 0 else None for d in diagonal)
 
 
 @dataclass(frozen=True)
@@ -376,35 +418,52 @@ def _search(
         if not (np.isfinite(value) and np.all(np.isfinite(result.x))):
             continue
         if best is None or value < best.objective:
-            best = _Search(result.x, float(value), gradient, bool(result.success),
-                           str(result.message))
+            best = _Search(
+                result.x, float(value), gradient, bool(result.success), str(result.message)
+            )
     return best
 
 
 def _fit(
     model: str,
     names: tuple[str, ...],
-    scaled_objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    total: Callable[[Sequence[float], _Rows], tuple[float, np.ndarray]],
+    rows: _Rows,
+    column_scales: tuple[float, ...],
+    parameter_scales: tuple[float, ...],
     starts: Sequence[Sequence[float]],
-    unscale: Callable[[np.ndarray], np.ndarray],
-    total_log_likelihood: Callable[[np.ndarray], float],
-    total_gradient: Callable[[np.ndarray], np.ndarray],
-    n_customers: int,
-    n_distinct: int,
 ) -> ClvFit:
-    """Search, check the optimum and attach standard errors."""
+    """Search on rescaled data, check the optimum and attach standard errors.
+
+    ``total(theta, rows)`` gives sum(w * log L) and its gradient. The search runs on the data
+    columns divided by ``column_scales``; its parameters are multiplied by
+    ``parameter_scales`` to give those of the data as given.
+    """
+    weight = float(rows.w.sum())
+    n_customers, n_distinct = round(weight), len(rows.w)
+    scaled = rows.scaled(column_scales)
+    factors = np.array(parameter_scales)
+
+    def objective(log_theta: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = np.exp(log_theta)
+        value, gradient = total(theta, scaled)
+        return -value / weight, -gradient * theta / weight
+
+    def total_log_likelihood(theta: np.ndarray) -> float:
+        return float(total(theta, rows)[0])
 
     def failed(message: str, estimates: np.ndarray | None = None) -> ClvFit:
         values = None if estimates is None else tuple(float(v) for v in estimates)
         ll = None if estimates is None else total_log_likelihood(estimates)
         return ClvFit(model, names, values, None, ll, n_customers, n_distinct, False, message)
 
-    found = _search(scaled_objective, starts)
+    found = _search(objective, starts)
     if found is None:
         return failed("the log-likelihood is not finite at any point the search reached")
-    estimates = unscale(np.exp(found.log_theta))
-    on_bound = [n for n, v in zip(names, found.log_theta, strict=True)
-                if abs(v) >= LOG_BOUND - BOUND_MARGIN]
+    estimates = np.exp(found.log_theta) * factors
+    on_bound = [
+        n for n, v in zip(names, found.log_theta, strict=True) if abs(v) >= LOG_BOUND - BOUND_MARGIN
+    ]
     if on_bound:
         return failed(
             f"no interior maximum: {', '.join(on_bound)} ran to the search bound "
@@ -417,7 +476,7 @@ def _fit(
     if not np.all(np.isfinite(estimates)):
         return failed("the estimates are not finite")
     # H of the NEGATIVE total log-likelihood in the original parameters.
-    hessian = _numerical_hessian(lambda theta: -total_gradient(theta), estimates)
+    hessian = _numerical_hessian(lambda theta: -total(theta, rows)[1], estimates)
     message = found.message
     if not found.success:
         message = f"gradient below {GRADIENT_TOLERANCE:g} where the optimizer stopped ({message})"
@@ -464,35 +523,16 @@ def fit_bgnbd(
     if len(w) == 0:
         raise ClvError("fit_bgnbd got no customers (no rows, or all weights 0)")
     total = float(w.sum())
-    n_customers, n_distinct = round(total), len(w)
     if not np.any(x > 0):
-        return ClvFit("bg_nbd", BGNBD_NAMES, None, None, None, n_customers, n_distinct, False,
-                      "no customer has a repeat purchase (all x == 0): BG/NBD cannot be fitted")
+        message = "no customer has a repeat purchase (all x == 0): BG/NBD cannot be fitted"
+        return ClvFit("bg_nbd", BGNBD_NAMES, None, None, None, round(total), len(w), False, message)
     mean_age = float(np.dot(w, T)) / total
     scale = mean_age if mean_age > 0 else 1.0
-    ts, Ts = t_x / scale, T / scale
-    mean_x = float(np.dot(w, x)) / total
-
-    def objective(log_theta: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = np.exp(log_theta)
-        value = -float(np.dot(w, _bgnbd_ll(theta, x, ts, Ts))) / total
-        gradient = -_bgnbd_gradient(theta, x, ts, Ts, w) * theta / total
-        return value, gradient
-
     # In scaled time the mean age is 1; r / alpha is a purchase rate, started near mean x.
-    rate = max(mean_x, 1e-3)
+    rate = max(float(np.dot(w, x)) / total, 1e-3)
     starts = [(1.0, 1.0, 1.0, 1.0), (0.5, 0.5 / rate, 0.5, 2.0), (2.0, 2.0 / rate, 2.0, 5.0)]
-    return _fit(
-        "bg_nbd",
-        BGNBD_NAMES,
-        objective,
-        starts,
-        lambda theta: theta * np.array([1.0, scale, 1.0, 1.0]),
-        lambda theta: float(np.dot(w, _bgnbd_ll(theta, x, t_x, T))),
-        lambda theta: _bgnbd_gradient(theta, x, t_x, T, w),
-        n_customers,
-        n_distinct,
-    )
+    rows = _Rows.of(x, (t_x, T), w)
+    return _fit("bg_nbd", BGNBD_NAMES, _bgnbd_total, rows, (scale, scale), (1, scale, 1, 1), starts)
 
 
 # --- BG/NBD predictions ------------------------------------------------------------------------
@@ -524,6 +564,18 @@ def bgnbd_p_alive(
     return expit(-odds).reshape(shape)
 
 
+def _euler_form(
+    r: float, alpha: float, a: float, b: float, t: np.ndarray, x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """C/(a-1) [1 - (1-z)^(a-1) 2F1(a+b-1-r, a-1; C; z)], C = a+b+x-1, z = t/(alpha+T+t)."""
+    c = a + b + x - 1
+    z = t / (alpha + T + t)
+    with np.errstate(all="ignore"):
+        f = hyp2f1(a + b - 1 - r, a - 1, c, z)
+        # expm1: the bracket is small for short horizons.
+        return c / (a - 1) * -np.expm1((a - 1) * np.log1p(-z) + np.log(f))
+
+
 def _purchases_if_alive(
     parameters: BgNbdParameters, t: np.ndarray, x: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
@@ -539,14 +591,11 @@ def _purchases_if_alive(
     p = parameters
     if abs(p.a - 1) < A_NEAR_ONE:
         lo, hi = 1 - A_NEAR_ONE, 1 + A_NEAR_ONE
-        below = _purchases_if_alive(BgNbdParameters(p.r, p.alpha, lo, p.b), t, x, T)
-        above = _purchases_if_alive(BgNbdParameters(p.r, p.alpha, hi, p.b), t, x, T)
-        return below + (above - below) * (p.a - lo) / (hi - lo)
-    c = p.a + p.b + x - 1
-    z = t / (p.alpha + T + t)
-    with np.errstate(all="ignore"):
-        f = hyp2f1(p.a + p.b - 1 - p.r, p.a - 1, c, z)
-        value = c / (p.a - 1) * -np.expm1((p.a - 1) * np.log1p(-z) + np.log(f))
+        below = _euler_form(p.r, p.alpha, lo, p.b, t, x, T)
+        above = _euler_form(p.r, p.alpha, hi, p.b, t, x, T)
+        value = below + (above - below) * (p.a - lo) / (hi - lo)
+    else:
+        value = _euler_form(p.r, p.alpha, p.a, p.b, t, x, T)
     # log(f) of f <= 0 is nan and caught here; f > 0 for every admissible input.
     bad = int(np.count_nonzero(~np.isfinite(value)))
     if bad:
@@ -606,16 +655,18 @@ def discounted_expected_purchases(
     T: ArrayLike,
     steps: int | None = None,
 ) -> np.ndarray:
-    """Sum over the horizon of expected purchases in each step, each discounted at (1+rate)^(-step_end_days/365).
+    """Expected purchases over the horizon, each step's discounted to today.
 
-    The horizon is cut into ``steps`` equal steps (ceil(horizon_days / 30), about a month each,
-    when None); x, t_x, T and the parameters are in the time unit of ``days_per_unit`` days.
-    With rate 0 this equals bgnbd_expected_purchases(horizon_days / days_per_unit).
+    The sum over the horizon of the expected purchases in each step, each discounted at
+    (1 + rate)^(-step_end_days / 365). The horizon is cut into ``steps`` equal steps
+    (ceil(horizon_days / 30), about a month each, when None); x, t_x, T and the parameters are
+    in the time unit of ``days_per_unit`` days. With rate 0 this equals
+    bgnbd_expected_purchases(horizon_days / days_per_unit).
 
     Raises:
         ClvError: days_per_unit <= 0, horizon_days < 0, rate <= -1, steps < 1, or bad data.
 
-    """  # noqa: E501 - the first line is the contract callers were given
+    """
     if not (math.isfinite(days_per_unit) and days_per_unit > 0):
         raise ClvError(f"days_per_unit must be a positive number, got {days_per_unit}")
     if not (math.isfinite(horizon_days) and horizon_days >= 0):
@@ -664,18 +715,26 @@ def _gamma_gamma_ll(theta: Sequence[float], x: np.ndarray, m: np.ndarray) -> np.
     )
 
 
-def _gamma_gamma_gradient(
-    theta: Sequence[float], x: np.ndarray, m: np.ndarray, w: np.ndarray
-) -> np.ndarray:
-    """Gradient of sum(w * log L) with respect to (p, q, v)."""
+def _gamma_gamma_total(theta: Sequence[float], rows: _Rows) -> tuple[float, np.ndarray]:
+    """sum(w * log L) and its gradient with respect to (p, q, v)."""
     p, q, v = theta
-    px = p * x
-    psi = digamma(px + q)
-    log_total = np.log(x * m + v)
-    d_p = x * (psi - digamma(px) + np.log(m) + np.log(x) - log_total)
-    d_q = psi - digamma(q) + math.log(v) - log_total
-    d_v = q / v - (px + q) / (x * m + v)
-    return np.array([np.dot(w, d) for d in (d_p, d_q, d_v)])
+    x, (m,), w = rows.x, rows.columns, rows.w
+    ux, wx, total = rows.x_values, rows.x_weights, float(rows.w.sum())
+    pu = p * ux
+    log_m = np.log(m)
+    log_sum = np.log(x * m + v)
+    value = (
+        float(np.dot(wx, gammaln(pu + q) - gammaln(pu) + pu * np.log(ux)))
+        + total * (q * math.log(v) - gammaln(q))
+        + float(np.dot(w, (p * x - 1) * log_m - (p * x + q) * log_sum))
+    )
+    psi = digamma(pu + q)
+    d_p = float(np.dot(wx, ux * (psi - digamma(pu) + np.log(ux)))) + float(
+        np.dot(w, x * (log_m - log_sum))
+    )
+    d_q = float(np.dot(wx, psi)) + total * (math.log(v) - digamma(q)) - float(np.dot(w, log_sum))
+    d_v = total * q / v - float(np.dot(w, (p * x + q) / (x * m + v)))
+    return value, np.array([d_p, d_q, d_v])
 
 
 def gamma_gamma_log_likelihood(
@@ -711,28 +770,12 @@ def fit_gamma_gamma(x: ArrayLike, m: ArrayLike, weights: ArrayLike | None = None
     (x, m), w = _grouped((x, m), w)
     if len(w) == 0:
         raise ClvError("fit_gamma_gamma got no customers (no rows, or all weights 0)")
-    total = float(w.sum())
-    scale = float(np.dot(w, m)) / total
-    ms = m / scale
-
-    def objective(log_theta: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = np.exp(log_theta)
-        value = -float(np.dot(w, _gamma_gamma_ll(theta, x, ms))) / total
-        gradient = -_gamma_gamma_gradient(theta, x, ms, w) * theta / total
-        return value, gradient
-
+    scale = float(np.dot(w, m)) / float(w.sum())
     # Scaled values have mean 1 and the population mean is p v / (q - 1): starts match it.
     starts = [(1.0, 2.0, 1.0), (4.0, 4.0, 0.75), (1.0, 10.0, 9.0)]
+    rows = _Rows.of(x, (m,), w)
     return _fit(
-        "gamma_gamma",
-        GAMMA_GAMMA_NAMES,
-        objective,
-        starts,
-        lambda theta: theta * np.array([1.0, 1.0, scale]),
-        lambda theta: float(np.dot(w, _gamma_gamma_ll(theta, x, m))),
-        lambda theta: _gamma_gamma_gradient(theta, x, m, w),
-        round(total),
-        len(w),
+        "gamma_gamma", GAMMA_GAMMA_NAMES, _gamma_gamma_total, rows, (scale,), (1, 1, scale), starts
     )
 
 
