@@ -39,6 +39,17 @@ FEATURE_MODELS = (
     "customer_features",
 )
 FINAL_FIT_MODELS = ("cluster_centroids", "customer_clusters")
+# The lifetime-value stage: SQL statistics, both fits, per-customer values, validation.
+CLV_MODELS = (
+    "int_purchase_days_aggregated",
+    "customer_purchase_histories",
+    "clv_calibration_histories",
+    "clv_model_parameters",
+    "clv_predictions",
+    "clv_holdout_predictions",
+    "customer_value",
+    "clv_validation",
+)
 
 
 @dataclass
@@ -141,6 +152,7 @@ def run_project(data: Path, work: Path, extra_vars: dict[str, object]) -> dict[s
         "features": sum(seconds.get(m, 0.0) for m in FEATURE_MODELS),
         "kmeans_sweep": float(sweep.group(1)) if sweep else None,
         "final_fits": sum(seconds.get(m, 0.0) for m in FINAL_FIT_MODELS),
+        "clv": sum(seconds.get(m, 0.0) for m in CLV_MODELS),
     }
     result["model_seconds"] = seconds
     result["node_seconds"] = sum(end - start for start, end in spans)
@@ -263,6 +275,15 @@ def targets(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
         checks.append(
             (f"{r.customers:,}: peak memory <= 1.5x reference B", _fmt(ratio), _le(ratio, 1.5))
         )
+        if p_stages.get("clv") is not None:
+            share = _ratio(p_stages.get("clv"), project.get("wall_s"))
+            checks.append(
+                (
+                    f"{r.customers:,}: CLV stage (sum of its models) < 10% of the build",
+                    _fmt(None if share is None else 100 * share, "%"),
+                    None if share is None else share < 0.10,
+                )
+            )
         ratio = _ratio(p_stages.get("features"), r.runs["bare_scan"].get("wall_s"))
         checks.append(
             (f"{r.customers:,}: feature stage <= 3x bare scan", _fmt(ratio), _le(ratio, 3))
@@ -312,8 +333,8 @@ def markdown(results: list[SizeResult]) -> str:
     """The results as Markdown tables."""
     lines = [
         "| customers | lines | run | wall s | CPU s | peak MB | features s | k-means sweep s "
-        "| final fits s | k | ARI | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| final fits s | CLV s | k | ARI | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for name, run in r.runs.items():
@@ -328,6 +349,7 @@ def markdown(results: list[SizeResult]) -> str:
                 _num(stages.get("features")),
                 _num(stages.get("kmeans_sweep")),
                 _num(stages.get("final_fits")),
+                _num(stages.get("clv")),
                 _num(run.get("k"), 0),
                 _num(run.get("ari", run.get("ari_k5")), 3),
                 "; ".join(run.get("notes", []) or []),

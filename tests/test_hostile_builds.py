@@ -121,7 +121,8 @@ def test_any_database_file_name_builds(hostile: tuple[DbtRun, list[Order], int])
 def test_64_bit_ids_survive_every_table(hostile: tuple[DbtRun, list[Order], int]) -> None:
     run, orders, _ = hostile
     ids = sorted({o.customer for o in orders})
-    for table in ["customer_features", "customer_clusters", "customer_segments"]:
+    tables = ["customer_features", "customer_clusters", "customer_segments", "customer_value"]
+    for table in [*tables, "customer_purchase_histories"]:
         assert [r[0] for r in run.query(f"select customer_id from {table} order by 1")] == ids
     assert run.scalar("select typeof(customer_id) from customer_segments limit 1") == "BIGINT"
 
@@ -193,6 +194,28 @@ def test_a_feature_without_spread_is_left_out_and_recorded(
     assert unused.startswith("feature distinct_products: standard deviation is 0")
     assert "distinct_products" not in run.scalar("select clustering_features from clustering_runs")
     assert "[scaler_parameters] WARNING: feature distinct_products" in run.output
+
+
+def test_too_few_repeat_customers_leave_lifetime_values_null_with_the_reason(
+    hostile: tuple[DbtRun, list[Order], int],
+) -> None:
+    run, _, _ = hostile
+    n_repeat = sum(1 for i in range(40) if i % 5 > 0)  # made_up_orders: 1 + i % 5 orders
+    reasons = run.query("select distinct fit, null_reason from clv_model_parameters order by 1")
+    assert reasons == [
+        ("calibration", reasons[0][1]),
+        ("snapshot", f"{n_repeat} customers have a repeat purchase, fewer than "
+                     "clv_min_repeat_customers (50)"),
+    ]  # fmt: skip
+    assert run.scalar("select count(*) from clv_model_parameters where estimate is not null") == 0
+    assert run.query(
+        "select count(*), count(p_alive), count(predicted_clv), min(null_reason)"
+        " from customer_value"
+    ) == [(40, 0, 0, reasons[1][1])]
+    # The segmentation builds all the same, and the build says why the values are missing.
+    assert run.scalar("select count(distinct cluster_id) from customer_segments") >= 2
+    assert "[clv_model_parameters] WARNING: snapshot fit: 32 customers" in run.output
+    assert "warn_clv_models_not_fitted" in run.output
 
 
 def test_a_failed_build_on_the_same_database_is_refused_by_the_report(

@@ -1,0 +1,216 @@
+"""Lifetime value on the bundled data: the SQL inputs against an independent count from the
+cleaned lines, the per-customer values against the models on the stored parameters, the
+validation against a direct count of holdout purchases, and thin data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import DbtRun
+from customer_segmentation.ml.clv import (
+    BgNbdParameters,
+    GammaGammaParameters,
+    bgnbd_expected_purchases,
+    bgnbd_p_alive,
+    discounted_expected_purchases,
+    fit_bgnbd,
+    gamma_gamma_expected_value,
+)
+
+DAYS_PER_WEEK = 7
+
+
+def frame(run: DbtRun, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(run.database), read_only=True) as con:
+        return con.sql(sql).df()
+
+
+def independent_histories(run: DbtRun, as_of: dt.date) -> pd.DataFrame:
+    """x, t_x, T and the repeat mean value from the kept and returned lines, in pandas."""
+    lines = frame(
+        run,
+        "select customer_id, cast(invoiced_at as date) as day, line_amount, is_kept,"
+        " is_product_return from int_transaction_lines_classified"
+        " where is_kept or is_product_return",
+    )
+    lines["day"] = pd.to_datetime(lines["day"])
+    before = lines[lines["day"] < pd.Timestamp(as_of)]
+    kept = before[before["is_kept"]]
+    days = kept.groupby(["customer_id", "day"], as_index=False)["line_amount"].sum()
+    days = days.sort_values(["customer_id", "day"])
+    grouped = days.groupby("customer_id")
+    first = grouped["day"].min()
+    out = pd.DataFrame(
+        {
+            "x": grouped.size() - 1,
+            "t_x": (grouped["day"].max() - first).dt.days / DAYS_PER_WEEK,
+            "t": (pd.Timestamp(as_of) - first).dt.days / DAYS_PER_WEEK,
+            "gross": grouped["line_amount"].sum(),
+            "first_value": grouped["line_amount"].first(),
+        }
+    )
+    returned = -before[before["is_product_return"]].groupby("customer_id")["line_amount"].sum()
+    out["returned"] = returned.reindex(out.index).fillna(0.0)
+    net = (out["gross"] - out["returned"]).clip(lower=0)
+    keep = net / out["gross"]
+    out["repeat_mean_value"] = np.where(
+        out["x"] > 0, (out["gross"] - out["first_value"]) * keep / out["x"].clip(lower=1), np.nan
+    )
+    out["net_value"] = net.round(2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def histories(bundled_build: DbtRun) -> pd.DataFrame:
+    return frame(bundled_build, "select * from customer_purchase_histories").set_index(
+        "customer_id"
+    )
+
+
+def test_purchase_histories_equal_an_independent_count(
+    bundled_build: DbtRun, histories: pd.DataFrame
+) -> None:
+    snapshot = bundled_build.scalar("select max(snapshot_date) from customer_features")
+    expected = independent_histories(bundled_build, snapshot)
+    assert set(histories.index) == set(expected.index)
+    got = histories.loc[expected.index]
+    assert (got["x"].to_numpy() == expected["x"].to_numpy()).all()
+    for column in ("t_x", "t", "net_value"):
+        np.testing.assert_allclose(got[column], expected[column], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        got["repeat_mean_value"].astype(float), expected["repeat_mean_value"], rtol=1e-9
+    )
+    # Same-day invoices are one purchase: fewer purchases than orders for some customers.
+    frequency = frame(bundled_build, "select customer_id, frequency from customer_features")
+    frequency = frequency.set_index("customer_id")["frequency"].loc[expected.index]
+    assert (got["n_purchases"] <= frequency).all()
+    assert (got["n_purchases"] < frequency).sum() > 100
+    # The value is customer_features.monetary.
+    monetary = frame(bundled_build, "select customer_id, monetary from customer_features")
+    monetary = monetary.set_index("customer_id")["monetary"].loc[expected.index]
+    np.testing.assert_allclose(got["net_value"], monetary, atol=1e-9)
+
+
+def stored_parameters(
+    run: DbtRun, fit: str
+) -> tuple[BgNbdParameters, GammaGammaParameters, pd.DataFrame]:
+    table = frame(run, f"select * from clv_model_parameters where fit = '{fit}'")
+    assert table["null_reason"].isna().all(), table
+    values = dict(zip(table["parameter"], table["estimate"], strict=True))
+    return (
+        BgNbdParameters(values["r"], values["alpha"], values["a"], values["b"]),
+        GammaGammaParameters(values["p"], values["q"], values["v"]),
+        table,
+    )
+
+
+def test_customer_values_are_the_models_on_the_stored_parameters(
+    bundled_build: DbtRun, histories: pd.DataFrame
+) -> None:
+    purchases, spend, table = stored_parameters(bundled_build, "snapshot")
+    assert (table["time_unit"] == "week").all()
+    assert (table["customers"][table["model"] == "bg_nbd"] == len(histories)).all()
+    values = frame(bundled_build, "select * from customer_value").set_index("customer_id")
+    values = values.loc[histories.index]
+    x, t_x, t = (histories[c].to_numpy(float) for c in ("x", "t_x", "t"))
+    np.testing.assert_allclose(values["p_alive"], bgnbd_p_alive(purchases, x, t_x, t), rtol=1e-12)
+    np.testing.assert_allclose(
+        values["expected_purchases"],
+        bgnbd_expected_purchases(purchases, 365 / DAYS_PER_WEEK, x, t_x, t),
+        rtol=1e-10,
+    )
+    repeat = (x > 0) & (histories["net_value"].to_numpy() > 0)
+    m = histories["repeat_mean_value"].to_numpy(float)
+    order_value = np.where(
+        histories["net_value"].to_numpy() > 0,
+        gamma_gamma_expected_value(spend, np.where(repeat, x, 0), np.where(repeat, m, 0)),
+        0.0,
+    )
+    np.testing.assert_allclose(values["expected_order_value"], order_value, rtol=1e-10)
+    discounted = discounted_expected_purchases(purchases, DAYS_PER_WEEK, 365, 0.10, x, t_x, t)
+    np.testing.assert_allclose(values["predicted_clv"], order_value * discounted, rtol=1e-10)
+    # Discounting at 10% a year takes a few percent off a year's purchases.
+    ratio = discounted.sum() / values["expected_purchases"].sum()
+    assert 0.93 < ratio < 0.99
+    assert (values.loc[x == 0, "p_alive"] == 1).all()
+    assert (values.loc[histories["net_value"] == 0, "predicted_clv"] == 0).all()
+    np.testing.assert_allclose(values["churn_risk"], 1 - values["p_alive"])
+    tiers = values["value_tier"].value_counts(normalize=True)
+    assert tiers["high"] == pytest.approx(0.2, abs=0.01)
+    assert tiers["medium"] == pytest.approx(0.3, abs=0.01)
+    assert values["null_reason"].isna().all()
+
+
+def test_segment_value_adds_up_to_the_customers(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    total = run.scalar("select sum(predicted_clv) from customer_value")
+    assert run.scalar("select sum(predicted_clv) from segment_profiles") == pytest.approx(
+        total, rel=1e-9
+    )
+    assert run.scalar("select sum(share_of_predicted_clv) from segment_profiles") == (
+        pytest.approx(1.0)
+    )
+    assert (
+        run.scalar(
+            "select count(*) from customer_segments where p_alive is null or value_tier is null"
+        )
+        == 0
+    )
+
+
+def test_validation_counts_the_holdout_purchases(bundled_build: DbtRun) -> None:
+    run = bundled_build
+    snapshot, first = run.query(
+        "select max(as_of_date), min(first_purchase_date) from customer_purchase_histories"
+    )[0]
+    history = (snapshot - first).days
+    cutoff = snapshot - dt.timedelta(days=min(365, history // 2))
+    assert run.scalar("select max(calibration_end) from clv_validation") == cutoff
+    days = frame(
+        run,
+        "select customer_id, purchase_date from int_purchase_days_aggregated",
+    )
+    days["purchase_date"] = pd.to_datetime(days["purchase_date"])
+    starts = days.groupby("customer_id")["purchase_date"].min()
+    calibration_customers = starts[starts < pd.Timestamp(cutoff)].index
+    holdout = days[
+        (days["purchase_date"] >= pd.Timestamp(cutoff))
+        & days["customer_id"].isin(calibration_customers)
+    ]
+    overall = frame(
+        run, "select * from clv_validation where calibration_purchases = 'all'"
+    ).set_index("measure")
+    assert overall.loc["repeat_purchases", "customers"] == len(calibration_customers)
+    assert overall.loc["repeat_purchases", "actual_total"] == len(holdout)
+    buckets = frame(
+        run,
+        "select bucket_order, customers from clv_validation"
+        " where measure = 'repeat_purchases' and bucket_order < 8 order by 1",
+    )
+    assert buckets["bucket_order"].tolist() == list(range(8))
+    assert buckets["customers"].sum() == len(calibration_customers)
+    # The calibration fit predicts the holdout's purchases within a quarter (the holdout holds
+    # the Christmas peak the first half of the year cannot show), and ranks customers well.
+    predicted = overall.loc["repeat_purchases", "predicted_total"]
+    assert 0.75 < predicted / len(holdout) < 1.1
+    assert overall.loc["repeat_purchases", "correlation"] > 0.6
+    assert overall.loc["mean_purchase_value", "correlation"] > 0.6
+
+
+def test_units_do_not_change_the_predictions(histories: pd.DataFrame) -> None:
+    x, t_x, t = (histories[c].to_numpy(float) for c in ("x", "t_x", "t"))
+    weeks = fit_bgnbd(x, t_x, t)
+    days = fit_bgnbd(x, t_x * DAYS_PER_WEEK, t * DAYS_PER_WEEK)
+    in_weeks, in_days = weeks.bg_nbd, days.bg_nbd
+    assert in_days.alpha == pytest.approx(in_weeks.alpha * DAYS_PER_WEEK, rel=1e-3)
+    np.testing.assert_allclose(
+        bgnbd_expected_purchases(in_days, 365, x, t_x * 7, t * 7),
+        bgnbd_expected_purchases(in_weeks, 365 / 7, x, t_x, t),
+        rtol=1e-3,
+    )
