@@ -6,6 +6,7 @@ validation against a direct count of holdout purchases, and thin data.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -214,3 +215,15 @@ def test_units_do_not_change_the_predictions(histories: pd.DataFrame) -> None:
         bgnbd_expected_purchases(in_weeks, 365 / 7, x, t_x, t),
         rtol=1e-3,
     )
+
+
+def test_the_readme_states_the_validation_as_built(bundled_build: DbtRun) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    predicted, actual, correlation = bundled_build.query(
+        "select predicted_total, actual_total, correlation from clv_validation"
+        " where measure = 'repeat_purchases' and calibration_purchases = 'all'"
+    )[0]
+    assert f"predicts {predicted:,.0f} repeat purchases in the holdout against {actual:,.0f}" in (
+        " ".join(readme.split())
+    )
+    assert f"correlation of {correlation:.2f}" in " ".join(readme.split())

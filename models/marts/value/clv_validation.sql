@@ -58,7 +58,7 @@ by_bucket as (
         sum(predicted) as predicted_total,
         sum(actual) as actual_total,
         avg(abs(predicted - actual)) as mean_absolute_error,
-        corr(predicted, actual) as correlation
+        corr(predicted, actual) as correlation  -- noqa: RF04
 
     from compared
     group by measure, bucket_order
@@ -77,7 +77,7 @@ overall as (
         sum(predicted) as predicted_total,
         sum(actual) as actual_total,
         avg(abs(predicted - actual)) as mean_absolute_error,
-        corr(predicted, actual) as correlation
+        corr(predicted, actual) as correlation  -- noqa: RF04
 
     from compared
     group by measure
