@@ -90,18 +90,22 @@ def _fit_reason(fit: ClvFit, name: str) -> str | None:
 
 
 def fit_lifetime_value(
-    histories: Histories, min_repeat_customers: int, min_history_days: int
+    histories: Histories,
+    min_repeat_customers: int,
+    min_history_days: int,
+    skip_reason: str | None = None,
 ) -> LifetimeValueFit:
     """Fit BG/NBD on every customer and Gamma-Gamma on the repeat customers with value.
 
-    Nothing is fitted when the data is too thin (see ``_thin_data_reason``); a fit that does
-    not converge is kept, with its reason, so the table shows what the optimiser reached.
+    Nothing is fitted when the data is too thin (see ``_thin_data_reason``) or the caller
+    gives a ``skip_reason``; a fit that does not converge is kept, with its reason, so the
+    table shows what the optimiser reached.
     """
     spend_rows = histories.spend_rows
     correlation = frequency_value_correlation(
         histories.x[spend_rows], histories.repeat_mean_value[spend_rows]
     )
-    reason = _thin_data_reason(histories, min_repeat_customers, min_history_days)
+    reason = skip_reason or _thin_data_reason(histories, min_repeat_customers, min_history_days)
     if reason is not None:
         return LifetimeValueFit(None, None, reason, reason, correlation)
     purchases = fit_bgnbd(histories.x, histories.t_x, histories.t)

@@ -77,6 +77,7 @@ from customer_segmentation.models.value_tables import (
     as_of_date,
     fitted_parameters,
     histories_from_table,
+    no_holdout_reason,
     parameters_rows,
 )
 from customer_segmentation.models.value_tables import (
@@ -330,7 +331,10 @@ def clv_model_parameters(histories: Relation, calibration: Relation, config: Clv
         table = relation.to_arrow_table()
         with stage("clv_model_parameters", f"fit BG/NBD and Gamma-Gamma ({label})"):
             fitted = fit_lifetime_value(
-                histories_from_table(table), config.min_repeat_customers, config.min_history_days
+                histories_from_table(table),
+                config.min_repeat_customers,
+                config.min_history_days,
+                no_holdout_reason(table) if label == "calibration" else None,
             )
         for reason in {fitted.purchases_reason, fitted.spend_reason} - {None}:
             print(f"[clv_model_parameters] WARNING: {label} fit: {reason}", flush=True)

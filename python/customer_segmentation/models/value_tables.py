@@ -80,6 +80,18 @@ def as_of_date(table: pa.Table) -> dt.date | None:
     return table["as_of_date"][0].as_py() if table.num_rows else None
 
 
+def no_holdout_reason(calibration: pa.Table) -> str | None:
+    """Why a calibration table leaves no holdout period to validate on (None when it does)."""
+    if calibration.num_rows and calibration["holdout_length"][0].as_py() <= 0:
+        cutoff = calibration["as_of_date"][0].as_py()
+        end = calibration["holdout_end"][0].as_py()
+        return (
+            f"the calibration cut-off {cutoff} (var clv_calibration_end) is not before the "
+            f"snapshot date {end}: no holdout period to validate on"
+        )
+    return None
+
+
 def _fit_rows(
     fit: ClvFit | None, model: str, reason: str | None, correlation: float | None
 ) -> list[dict[str, object]]:
