@@ -533,3 +533,18 @@ def test_two_million_rows_cost_as_many_distinct_rows() -> None:
     assert fit.n_distinct == len(x) == 400
     weighted = fit_bgnbd(x, t_x, T, weights=repeats)
     np.testing.assert_allclose(fit.estimates, weighted.estimates, rtol=1e-9)
+
+
+def test_warm_start_on_a_sample_reaches_the_same_maximum(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    ages = rng.integers(7, 730, 40_000).astype(float)
+    simulated = simulate_bgnbd(40_000, 0.6, 50.0, 0.5, 2.5, ages, 11)
+    t_x = np.minimum(np.floor(simulated.t_x), ages - 1) * (simulated.x > 0)
+    data = (simulated.x.astype(float), t_x, ages)
+    warm = fit_bgnbd(*data)
+    assert warm.n_distinct > clv.WARM_START_CUSTOMERS  # the sample was used
+    monkeypatch.setattr(clv, "WARM_START_CUSTOMERS", 10**9)
+    cold = fit_bgnbd(*data)
+    assert warm.converged and cold.converged
+    np.testing.assert_allclose(warm.estimates, cold.estimates, rtol=1e-5)
+    assert warm.log_likelihood == pytest.approx(cold.log_likelihood, abs=1e-6)

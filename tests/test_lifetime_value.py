@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.clv_simulation import simulate_bgnbd, simulate_gamma_gamma
 
-from clv_simulation import simulate_bgnbd, simulate_gamma_gamma
 from customer_segmentation.config import ConfigError, parse_clv_config
 from customer_segmentation.ml.clv import BgNbdParameters, GammaGammaParameters
 from customer_segmentation.ml.lifetime_value import (
