@@ -152,3 +152,18 @@ def test_clv_vars_are_validated() -> None:
     assert parse_clv_config(good).horizon == 90
     with pytest.raises(ConfigError, match="clv_annual_discount_rate"):
         parse_clv_config({**good, "clv_annual_discount_rate": 2})
+
+
+def test_a_fit_that_does_not_converge_leaves_null_values_with_the_reason() -> None:
+    # Everyone bought at the snapshot: nobody is seen to drop out, no interior maximum.
+    x = np.tile([1.0, 2.0, 3.0, 4.0], 50)
+    loyal = Histories(x, np.full(200, 20.0), np.full(200, 20.0), np.full(200, 30.0),
+                      np.full(200, 90.0), 140.0)  # fmt: skip
+    fitted = fit_lifetime_value(loyal, 50, 60)
+    assert fitted.purchases is not None and not fitted.purchases.converged
+    assert fitted.purchases_reason.startswith("the BG/NBD fit did not converge: no interior")
+    rows = parameters_rows("snapshot", fitted, dt.date(2011, 12, 10), CONFIG)
+    purchases, _ = fitted_parameters(parameters_table(rows), "snapshot")
+    assert purchases is None  # the stopping point is stored, but not used
+    bg_rows = [r for r in rows if r["model"] == "bg_nbd"]
+    assert all(r["estimate"] is not None and r["null_reason"] for r in bg_rows)
