@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import PROJECT_ROOT, DbtRun, database_held_open
+from conftest import PROJECT_ROOT, DbtRun, copy_database, database_held_open
+from customer_segmentation.report import charts as report_charts
 from customer_segmentation.report import page as report
 
-SECTIONS = ["data", "features", "choosing_k", "quality", "segments", "movement"]
+SECTIONS = ["data", "features", "choosing_k", "quality", "segments", "value", "movement"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_MODELS_DIR = PROJECT_ROOT / "models" / "reports"
 EXPOSURE = "exposure.customer_segmentation.segmentation_report"
@@ -104,7 +105,7 @@ def manifest(run: DbtRun) -> dict:
 def test_every_section_and_chart_is_built(sections: list[report.Section]) -> None:
     assert [s.key for s in sections] == SECTIONS
     charts = all_charts(sections)
-    assert len(charts) == 20
+    assert len(charts) == 24
     for name, chart in charts.items():
         spec = chart.to_dict()  # validates against the Vega-Lite schema
         assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/"), name
@@ -450,3 +451,188 @@ def test_the_migration_chart_shows_the_last_full_period(
     )
     assert set(result["period_kind"]) == {"month_to_date"}
     assert len(result) == 2
+
+
+VALUE_CHARTS = [
+    "segment_value",
+    "p_alive_distribution",
+    "clv_validation_purchases",
+    "clv_validation_value",
+]
+NOT_FITTED = "12 customers have a repeat purchase, fewer than clv_min_repeat_customers (50)"
+
+
+def is_empty_state(spec: dict) -> bool:
+    return spec.get("mark", {}).get("type") == "text" and "layer" not in spec
+
+
+def empty_state_text(spec: dict) -> str:
+    """The message of an empty-state chart (its one row)."""
+    (rows,) = spec["datasets"].values()
+    (row,) = rows
+    return row["text"]
+
+
+@pytest.mark.dbt
+def test_the_value_section_draws_every_value_chart(sections: list[report.Section]) -> None:
+    (value,) = [s for s in sections if s.key == "value"]
+    assert list(value.charts) == VALUE_CHARTS
+    assert "one purchase so far counts as still buying" in value.intro
+    assert "How far to trust it" in value.intro
+    specs = {name: chart.to_dict() for name, chart in value.charts.items()}
+    assert not any(is_empty_state(spec) for spec in specs.values())
+    # Predicted value and value at risk: one panel each, in segment colours.
+    panels = specs["segment_value"]["hconcat"]
+    assert [p["layer"][0]["encoding"]["x"]["field"] for p in panels] == [
+        "predicted_clv",
+        "value_at_risk",
+    ]
+    # The validation charts: the x axis in bucket order, 0..6 then 7+ (no `all`).
+    purchases = specs["clv_validation_purchases"]["encoding"]["x"]
+    assert purchases["sort"] == ["0", "1", "2", "3", "4", "5", "6", "7+"]
+    assert specs["clv_validation_value"]["encoding"]["x"]["sort"] == [
+        "1", "2", "3", "4", "5", "6", "7+"
+    ]  # fmt: skip
+    # Every P(alive) range has its place on the axis, empty or not.
+    x = specs["p_alive_distribution"]["layer"][0]["encoding"]["x"]
+    assert x["scale"]["domain"][-2:] == ["99.9% or more", "one purchase so far"]
+    assert len(x["scale"]["domain"]) == 8
+
+
+@pytest.mark.dbt
+def test_the_summary_names_the_segments_with_the_most_value_and_risk(
+    rendered: Rendered, bundled_build: DbtRun
+) -> None:
+    page = (rendered.out / "index.html").read_text(encoding="utf-8")
+    top, share = bundled_build.query(
+        "select segment_name, share_of_predicted_clv from segment_profiles "
+        "order by predicted_clv desc, cluster_id limit 1"
+    )[0]
+    at_risk = bundled_build.scalar(
+        "select segment_name from segment_profiles order by value_at_risk desc, cluster_id limit 1"
+    )
+    assert f"the segment with the most predicted value is <b>{top}</b>, {share:.0%} of it" in page
+    assert f"The most value at risk (past spend times the chance the customer has left) is in " \
+        f"<b>{at_risk}</b>" in page  # fmt: skip
+    assert "The value ahead is not available" not in page
+
+
+@pytest.mark.dbt
+def test_the_p_alive_distribution_is_counted_in_sql(bundled_build: DbtRun) -> None:
+    assert "group by" in (REPORT_MODELS_DIR / "rpt_p_alive_distribution.sql").read_text()
+    q = bundled_build.scalar
+    assert q("select sum(n_customers) from rpt_p_alive_distribution") == q(
+        "select count(p_alive) from customer_value"
+    )
+    assert q("select count(*) from rpt_p_alive_distribution") == 8 * 5  # ranges x tiers
+    assert q("select sum(n_customers) from rpt_p_alive_distribution where is_one_purchase") == q(
+        "select count(*) from customer_value where x = 0"
+    )
+    assert q(
+        "select sum(n_customers) from rpt_p_alive_distribution where lower_bound >= 0.99 "
+        "and not is_one_purchase"
+    ) == q("select count(*) from customer_value where x > 0 and p_alive >= 0.99")
+    assert q("select round(sum(share_of_value_at_risk), 9) from rpt_segment_value") == 1
+
+
+@pytest.mark.dbt
+def test_a_report_without_a_lifetime_value_fit_still_renders(
+    bundled_build: DbtRun, tmp_path: Path
+) -> None:
+    # The bundled build with the models' values nulled, as a build whose data is too thin
+    # leaves them (the file keeps its name: the report views name the database).
+    database = copy_database(bundled_build, tmp_path / "db" / bundled_build.database.name)
+    with duckdb.connect(str(database)) as con:
+        con.execute(
+            "update clv_model_parameters set estimate = null, std_error = null, "
+            "converged = false, null_reason = $1",
+            [NOT_FITTED],
+        )
+        con.execute(
+            "update customer_value set p_alive = null, churn_risk = null, "
+            "expected_purchases = null, expected_order_value = null, predicted_clv = null, "
+            "value_at_risk = null, value_tier = null, null_reason = $1",
+            [NOT_FITTED],
+        )
+        con.execute(
+            "update segment_profiles set mean_p_alive = null, predicted_clv = null, "
+            "mean_predicted_clv = null, share_of_predicted_clv = null, value_at_risk = null"
+        )
+        con.execute(
+            "update clv_validation set predicted_mean = null, predicted_total = null, "
+            "mean_absolute_error = null, correlation = null"
+        )
+    out = tmp_path / "report"
+    assert report.main(["--database", str(database), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "The value ahead is not available: the purchase model (BG/NBD) was not fitted " \
+        f"({NOT_FITTED})." in page  # fmt: skip
+    assert "the segment with the most predicted value" not in page
+    data = report.load_marts(database)
+    (value,) = [s for s in report.build_sections(data) if s.key == "value"]
+    for name, chart in value.charts.items():
+        spec = chart.to_dict()
+        assert is_empty_state(spec), name
+        assert NOT_FITTED in empty_state_text(spec), name
+        assert (out / "figures" / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "How far to trust it" not in value.intro
+
+
+def test_the_value_charts_say_why_when_there_is_nothing_to_draw() -> None:
+    scale = report_charts.segment_colors(["A", "B"])
+    segments = pd.DataFrame(
+        {
+            "cluster_id": [1, 2],
+            "segment_name": ["A", "B"],
+            "n_customers": [3, 4],
+            "mean_p_alive": [None, None],
+            "predicted_clv": [None, None],
+            "mean_predicted_clv": [None, None],
+            "share_of_predicted_clv": [None, None],
+            "value_at_risk": [None, None],
+            "share_of_value_at_risk": [None, None],
+        }
+    )
+    empty = {
+        "segment_value": report_charts.segment_value(segments, scale, 365, "not fitted: why"),
+        "p_alive_distribution": report_charts.p_alive_distribution(
+            pd.DataFrame(columns=["bucket_order", "bucket_label", "n_customers"]),
+            "not fitted: why",
+        ),
+        "clv_validation": report_charts.clv_validation(
+            pd.DataFrame(columns=["measure", "calibration_purchases", "predicted_mean"]),
+            "repeat_purchases",
+            "not fitted: why",
+        ),
+    }
+    for name, chart in empty.items():
+        spec = chart.to_dict()
+        assert is_empty_state(spec), name
+        assert empty_state_text(spec) == "not fitted: why", name
+
+
+def test_the_validation_chart_orders_its_axis_and_states_the_totals() -> None:
+    rows = [("7+", 7, 10.0, 13.0), ("0", 0, 1.0, 1.2), ("all", 8, 2.0, 2.5), ("2", 2, 2.5, 3.0)]
+    validation = pd.DataFrame(
+        {
+            "measure": "repeat_purchases",
+            "calibration_purchases": [r[0] for r in rows],
+            "bucket_order": [r[1] for r in rows],
+            "customers": [10, 100, 200, 50],
+            "predicted_mean": [r[2] for r in rows],
+            "actual_mean": [r[3] for r in rows],
+            "predicted_total": [100.0, 100.0, 400.0, 125.0],
+            "actual_total": [130.0, 120.0, 500.0, 150.0],
+            "mean_absolute_error": 1.0,
+            "calibration_end": pd.Timestamp("2011-06-06"),
+            "holdout_end": pd.Timestamp("2011-12-10"),
+            "null_reason": None,
+        }
+    )
+    spec = report_charts.clv_validation(validation, "repeat_purchases").to_dict()
+    assert spec["encoding"]["x"]["sort"] == ["0", "2", "7+"]
+    assert spec["title"]["subtitle"][-1] == (
+        "All 200 customers: 400 repeat purchases predicted, 500 made (25% more than predicted)."
+    )
+    assert report_charts.gap_in_words(90, 100) == "10% less than predicted"
+    assert report_charts.gap_in_words(100.2, 100) == "as predicted"

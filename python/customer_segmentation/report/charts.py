@@ -676,7 +676,270 @@ def segment_rfm_heatmap(crosstab: pd.DataFrame, scale: alt.Scale) -> alt.LayerCh
     ).properties(width=WIDTH, height=36 * crosstab["segment_name"].nunique())
 
 
-# 6. Movement -----------------------------------------------------------------------------
+# 6. Value ahead --------------------------------------------------------------------------
+
+# The value tiers of customer_value, best first, then customers whose predicted value is null.
+VALUE_TIER_COLORS = alt.Scale(
+    domain=["high", "medium", "low", "none", "not computed"],
+    range=["#117733", "#44AA99", "#88CCEE", "#DDCC77", "#BBBBBB"],
+)
+NOT_FITTED = "The lifetime-value models were not fitted on this data."
+
+
+def empty_state(title: str, message: str) -> alt.Chart:
+    """A chart that only says why there is nothing to draw (models not fitted, no rows)."""
+    return (
+        alt.Chart(pd.DataFrame({"text": [message]}))
+        .mark_text(fontSize=13, align="center", lineBreak="\n")
+        .encode(text="text:N")
+        .properties(width=WIDTH, height=60, title=title)
+    )
+
+
+def segment_value(
+    value: pd.DataFrame, scale: alt.Scale, horizon_days: int, unavailable: str = NOT_FITTED
+) -> alt.HConcatChart | alt.Chart:
+    """Predicted lifetime value and value at risk per segment (rpt_segment_value).
+
+    Two panels on their own axes: value at risk is usually far smaller than the value ahead.
+    ``unavailable``: what the chart says when the models gave no predicted value.
+    """
+    title = "Value ahead and value at risk per segment"
+    if value.empty or value["predicted_clv"].isna().all():
+        return empty_state(title, unavailable)
+    panels = []
+    for field, share, panel_title, axis_title in [
+        (
+            "predicted_clv",
+            "share_of_predicted_clv",
+            f"Predicted value, next {horizon_days} days",
+            "Predicted net purchases (GBP)",
+        ),
+        (
+            "value_at_risk",
+            "share_of_value_at_risk",
+            "Value at risk",
+            "Past spend x chance the customer has left (GBP)",
+        ),
+    ]:
+        base = alt.Chart(value).encode(
+            y=alt.Y("segment_name:N", sort=scale.domain, title=None),
+            x=alt.X(f"{field}:Q", title=axis_title, axis=alt.Axis(format="~s")),
+        )
+        bars = base.mark_bar().encode(
+            color=_segment_color(scale),
+            tooltip=[
+                alt.Tooltip("segment_name:N", title="Segment"),
+                alt.Tooltip("n_customers:Q", title="Customers", format=","),
+                alt.Tooltip("predicted_clv:Q", title="Predicted value (GBP)", format=",.0f"),
+                alt.Tooltip("share_of_predicted_clv:Q", title="Share of value", format=".1%"),
+                alt.Tooltip(
+                    "mean_predicted_clv:Q", title="Predicted value per customer", format=",.0f"
+                ),
+                alt.Tooltip("mean_p_alive:Q", title="Mean chance still active", format=".1%"),
+                alt.Tooltip("value_at_risk:Q", title="Value at risk (GBP)", format=",.0f"),
+                alt.Tooltip("share_of_value_at_risk:Q", title="Share at risk", format=".1%"),
+            ],
+        )
+        labels = base.mark_text(align="left", dx=3, fontSize=10).encode(
+            text=alt.Text(f"{share}:Q", format=".0%")
+        )
+        panels.append(
+            (bars + labels).properties(width=250, height=36 * len(value), title=panel_title)
+        )
+    return alt.hconcat(
+        *panels,
+        title=alt.Title(
+            title,
+            subtitle="Labels: the segment's share of all customers' value (left) and of the "
+            "value at risk (right).",
+        ),
+    ).resolve_scale(x="independent")
+
+
+# An axis label expression: labels of several words on two lines, split at the middle space.
+LABEL_ON_TWO_LINES = (
+    "length(split(datum.label, ' ')) > 1 ? "
+    "[join(slice(split(datum.label, ' '), 0, ceil(length(split(datum.label, ' ')) / 2)), ' '), "
+    "join(slice(split(datum.label, ' '), ceil(length(split(datum.label, ' ')) / 2)), ' ')] "
+    ": datum.label"
+)
+
+
+def p_alive_distribution(
+    distribution: pd.DataFrame, unavailable: str = NOT_FITTED
+) -> alt.LayerChart | alt.Chart:
+    """Customers per range of P(alive), stacked by value tier (rpt_p_alive_distribution).
+
+    The ranges are finer near 1, where a short history puts most customers, so a distribution
+    bunched there still shows its shape; every range has a bar, empty or not.
+    """
+    title = "How likely customers are to still be buying"
+    total = int(distribution["n_customers"].sum()) if not distribution.empty else 0
+    if total == 0:
+        return empty_state(title, unavailable)
+    order = distribution.sort_values("bucket_order")["bucket_label"].drop_duplicates().tolist()
+    tiers = [t for t in VALUE_TIER_COLORS.domain if t in set(distribution["value_tier"])]
+    near_one = int(
+        distribution.loc[
+            distribution["is_one_purchase"] | (distribution["lower_bound"] >= 0.99), "n_customers"
+        ].sum()
+    )
+    bars = (
+        alt.Chart(distribution)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "bucket_label:N",
+                sort=order,
+                scale=alt.Scale(domain=order),
+                title="Chance the customer is still buying (P(alive))",
+                # Two lines per label ("99.9% or" / "more"), so that eight fit side by side.
+                axis=alt.Axis(labelAngle=0, labelExpr=LABEL_ON_TWO_LINES),
+            ),
+            y=alt.Y("sum(n_customers):Q", title="Customers"),
+            color=alt.Color(
+                "value_tier:N",
+                scale=VALUE_TIER_COLORS,
+                sort=tiers,
+                title="Value tier (predicted value)",
+            ),
+            order=alt.Order("tier_order:Q"),
+            tooltip=[
+                alt.Tooltip("bucket_label:N", title="Chance still buying"),
+                alt.Tooltip("value_tier:N", title="Value tier"),
+                alt.Tooltip("sum(n_customers):Q", title="Customers", format=","),
+                alt.Tooltip("sum(share_of_customers):Q", title="Share", format=".1%"),
+            ],
+        )
+    )
+    totals = (
+        alt.Chart(distribution)
+        .transform_aggregate(n_customers="sum(n_customers)", groupby=["bucket_label"])
+        .mark_text(dy=-6, fontSize=10)
+        .encode(
+            x=alt.X("bucket_label:N", sort=order, scale=alt.Scale(domain=order)),
+            y=alt.Y("n_customers:Q"),
+            text=alt.Text("n_customers:Q", format=","),
+        )
+    )
+    return (bars + totals).properties(
+        width=WIDTH,
+        height=260,
+        title=alt.Title(
+            title,
+            subtitle=[
+                f"{near_one:,} of {total:,} customers ({near_one / total:.0%}): a chance of "
+                "99% or more, or one purchase so far (counted as still buying).",
+                "The ranges are finer near 100%. Colours: the customer's value tier.",
+            ],
+        ),
+    )
+
+
+def gap_in_words(actual: float, predicted: float) -> str:
+    """How actual compares with predicted, in words: "16% more than predicted"."""
+    if not predicted:
+        return "nothing was predicted"
+    gap = actual / predicted - 1
+    if round(gap, 2) == 0:
+        return "as predicted"
+    return f"{abs(gap):.0%} {'more' if gap > 0 else 'less'} than predicted"
+
+
+VALIDATION_MEASURES = {
+    "repeat_purchases": ("Repeat purchases per customer", "repeat purchases"),
+    "mean_purchase_value": ("Mean value of a purchase (GBP)", "GBP per purchase"),
+}
+
+
+def clv_validation(
+    validation: pd.DataFrame, measure: str, unavailable: str = NOT_FITTED
+) -> alt.LayerChart | alt.Chart:
+    """Predicted against actual holdout means per number of calibration repeat purchases.
+
+    ``validation``: rpt_clv_validation rows; ``measure``: ``repeat_purchases`` or
+    ``mean_purchase_value``. The x axis runs 0..6, 7+ in bucket_order; the ``all`` row gives
+    the totals in the subtitle.
+    """
+    axis_title, unit = VALIDATION_MEASURES[measure]
+    title = (
+        "Check on past data: predicted against actual repeat purchases"
+        if measure == "repeat_purchases"
+        else "Check on past data: predicted against actual value of a purchase"
+    )
+    rows = validation[validation["measure"] == measure]
+    buckets = rows[rows["calibration_purchases"] != "all"]
+    if buckets.empty or buckets["predicted_mean"].isna().all():
+        return empty_state(title, unavailable)
+    buckets = buckets.sort_values("bucket_order")
+    start = pd.Timestamp(rows["calibration_end"].iloc[0]).date()
+    end = pd.Timestamp(rows["holdout_end"].iloc[0]).date()
+    series = {"predicted_mean": "Predicted", "actual_mean": "Actual"}
+    data = buckets.melt(
+        id_vars=["calibration_purchases", "bucket_order", "customers", "mean_absolute_error"],
+        value_vars=list(series),
+        var_name="series",
+        value_name="mean",
+    )
+    data["series"] = data["series"].map(series)
+    order = buckets["calibration_purchases"].tolist()
+    chart = (
+        alt.Chart(data)
+        .mark_line(point=alt.OverlayMarkDef(size=50, filled=True))
+        .encode(
+            x=alt.X(
+                "calibration_purchases:O",
+                sort=order,
+                title=f"Repeat purchases before {start}",
+                axis=alt.Axis(labelAngle=0),
+            ),
+            y=alt.Y("mean:Q", title=f"{axis_title}, {start} to {end}"),
+            color=alt.Color(
+                "series:N",
+                scale=alt.Scale(domain=list(series.values()), range=["#CC6677", "#332288"]),
+                title=None,
+                legend=alt.Legend(orient="top-left", symbolStrokeWidth=2),
+            ),
+            strokeDash=alt.StrokeDash(
+                "series:N",
+                scale=alt.Scale(domain=list(series.values()), range=[[5, 3], [1, 0]]),
+                legend=None,
+            ),
+            tooltip=[
+                alt.Tooltip("calibration_purchases:O", title="Repeat purchases before cut-off"),
+                alt.Tooltip("customers:Q", title="Customers", format=","),
+                alt.Tooltip("series:N", title="Line"),
+                alt.Tooltip("mean:Q", title="Mean", format=",.2f"),
+                alt.Tooltip(
+                    "mean_absolute_error:Q", title="Mean error per customer", format=",.2f"
+                ),
+            ],
+        )
+    )
+    subtitle = [
+        f"Predicted: by the models fitted on the orders before {start} only.",
+        f"Actual: what the customers did from {start} to {end}.",
+    ]
+    overall = rows[rows["calibration_purchases"] == "all"]
+    if not overall.empty and pd.notna(overall["predicted_total"].iloc[0]):
+        row = overall.iloc[0]
+        if measure == "repeat_purchases":
+            subtitle.append(
+                f"All {int(row['customers']):,} customers: {row['predicted_total']:,.0f} {unit} "
+                f"predicted, {row['actual_total']:,.0f} made "
+                f"({gap_in_words(row['actual_total'], row['predicted_total'])})."
+            )
+        else:
+            subtitle.append(
+                f"{int(row['customers']):,} repeat customers who bought again: "
+                f"{row['predicted_mean']:,.0f} {unit} predicted, {row['actual_mean']:,.0f} "
+                f"spent ({gap_in_words(row['actual_mean'], row['predicted_mean'])})."
+            )
+    return chart.properties(width=WIDTH, height=240, title=alt.Title(title, subtitle=subtitle))
+
+
+# 7. Movement -----------------------------------------------------------------------------
 
 
 def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:

@@ -45,6 +45,9 @@ REPORT_MODELS: dict[str, str] = {
     "rpt_segment_z_scores": "cluster_id, feature",
     "rpt_segment_lifts": "cluster_id, feature",
     "rpt_segment_rfm_crosstab": "cluster_id, rfm_segment",
+    "rpt_segment_value": "cluster_id",
+    "rpt_p_alive_distribution": "bucket_order, tier_order",
+    "rpt_clv_validation": "measure, bucket_order",
     "rpt_segment_migration": "from_segment_name, to_segment_name",
     "rpt_segment_sizes_over_time": "snapshot_date, segment_name",
     # Read by check_latest_build, after the others.
@@ -179,6 +182,8 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
     k = len(names)
     # The correlation chart's features, and the heatmap's order: rpt_customer_features' columns.
     features = [c for c in data["rpt_customer_features"].columns if c != "customer_id"]
+    summary = data["rpt_summary"].iloc[0]
+    horizon_days = int(summary["clv_horizon_days"])
     builders: list[tuple[str, str, str, dict[str, Callable[[], alt.TopLevelMixin]]]] = [
         (
             "data",
@@ -259,8 +264,35 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             },
         ),
         (
+            "value",
+            "6. Value ahead",
+            value_intro(data),
+            {
+                "segment_value": lambda: charts.segment_value(
+                    data["rpt_segment_value"],
+                    scale,
+                    horizon_days,
+                    value_unavailable(summary) or charts.NOT_FITTED,
+                ),
+                "p_alive_distribution": lambda: charts.p_alive_distribution(
+                    data["rpt_p_alive_distribution"],
+                    purchases_unavailable(summary) or charts.NOT_FITTED,
+                ),
+                "clv_validation_purchases": lambda: charts.clv_validation(
+                    data["rpt_clv_validation"],
+                    "repeat_purchases",
+                    validation_unavailable(data["rpt_clv_validation"], "repeat_purchases"),
+                ),
+                "clv_validation_value": lambda: charts.clv_validation(
+                    data["rpt_clv_validation"],
+                    "mean_purchase_value",
+                    validation_unavailable(data["rpt_clv_validation"], "mean_purchase_value"),
+                ),
+            },
+        ),
+        (
             "movement",
-            "6. Movement between segments",
+            "7. Movement between segments",
             "Segments as of earlier period ends (equal months, or quarters), scored with today's "
             "model. The days from the last period end to the snapshot date are a partial "
             "period: the migration shows the last full period, and the time axis draws the "
@@ -281,6 +313,96 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
     ]
 
 
+def _reason(text: object) -> str | None:
+    return None if text is None or pd.isna(text) else str(text)
+
+
+def purchases_unavailable(summary: pd.Series) -> str | None:
+    """Why no customer has a P(alive) (the purchase model was not fitted); None if some do."""
+    if int(summary["n_customers_with_p_alive"]) > 0:
+        return None
+    reason = _reason(summary["clv_purchases_null_reason"]) or "no customer has a value"
+    return f"Not available: the purchase model (BG/NBD) was not fitted ({reason})."
+
+
+def value_unavailable(summary: pd.Series) -> str | None:
+    """Why no customer has a predicted CLV (a model was not fitted); None if some do."""
+    if int(summary["n_customers_with_predicted_clv"]) > 0:
+        return None
+    unfitted = purchases_unavailable(summary)
+    if unfitted:
+        return unfitted
+    reason = _reason(summary["clv_spend_null_reason"]) or "no customer has a value"
+    return f"Not available: the spend model (Gamma-Gamma) was not fitted ({reason})."
+
+
+def validation_unavailable(validation: pd.DataFrame, measure: str) -> str:
+    """What a validation chart says when it has no predictions to draw."""
+    reasons = validation.loc[validation["measure"] == measure, "null_reason"].dropna()
+    if reasons.empty:
+        return "Not available: the models fitted before the cut-off gave no predictions."
+    return f"Not available: the models fitted before the cut-off are unusable ({reasons.iloc[0]})."
+
+
+def value_intro(data: dict[str, pd.DataFrame]) -> str:
+    """The value section's introduction: what the figures mean and how far to trust them."""
+    summary = data["rpt_summary"].iloc[0]
+    horizon = int(summary["clv_horizon_days"])
+    text = (
+        f"What the lifetime-value models expect of each customer over the next {horizon} "
+        "days. The shop is non-contractual: nobody cancels, a customer who stopped buying is "
+        "only silent, so the chance a customer is still buying (P(alive)) is inferred from "
+        "how often and how recently they bought. A customer with one purchase so far counts "
+        "as still buying: the model only lets customers leave after a repeat purchase. "
+        "Predicted value is the net value of the purchases to expect, discounted for time; "
+        "value at risk is what a customer has spent so far times the chance they have left."
+    )
+    unavailable = value_unavailable(summary)
+    if unavailable:
+        return f"{text} {unavailable} The charts below say so instead of drawing values."
+    distribution = data["rpt_p_alive_distribution"]
+    total = distribution["n_customers"].sum()
+    near_one = distribution.loc[
+        distribution["is_one_purchase"] | (distribution["lower_bound"] >= 0.99), "n_customers"
+    ].sum()
+    if total and near_one / total >= 0.8:
+        text += (
+            f" On this history the model finds little sign of anyone leaving: "
+            f"{near_one / total:.0%} of customers have a chance of 99% or more, or one "
+            "purchase so far, so value at risk is small; a longer history would tell more."
+        )
+    validation = data["rpt_clv_validation"]
+    overall = validation[
+        (validation["calibration_purchases"] == "all") & validation["predicted_total"].notna()
+    ].set_index("measure")
+    if "repeat_purchases" in overall.index:
+        row = overall.loc["repeat_purchases"]
+        start = pd.Timestamp(row["calibration_end"]).date()
+        end = pd.Timestamp(row["holdout_end"]).date()
+        text += (
+            f" How far to trust it: fitted on the orders before {start}, the models predicted "
+            f"{row['predicted_total']:,.0f} repeat purchases by the {int(row['customers']):,} "
+            f"customers of that period from then to {end}; they made "
+            f"{row['actual_total']:,.0f} "
+            f"({charts.gap_in_words(row['actual_total'], row['predicted_total'])})"
+        )
+        if "mean_purchase_value" in overall.index:
+            value = overall.loc["mean_purchase_value"]
+            text += (
+                f", and spent {value['actual_mean']:,.0f} GBP a purchase against "
+                f"{value['predicted_mean']:,.0f} predicted "
+                f"({charts.gap_in_words(value['actual_mean'], value['predicted_mean'])})"
+            )
+        low = row["actual_total"] > 1.05 * row["predicted_total"]
+        text += (
+            ". Read predicted value as a ranking and a rough size"
+            + (" (on the low side here)" if low else "")
+            + " rather than a forecast to the pound; the models know nothing of seasons, "
+            "campaigns or changes in the shop."
+        )
+    return text
+
+
 def summary_html(data: dict[str, pd.DataFrame]) -> str:
     """The opening summary, written from the data, and the table of segments."""
     summary = data["rpt_summary"].iloc[0]
@@ -299,6 +421,7 @@ def summary_html(data: dict[str, pd.DataFrame]) -> str:
         f"<b>{html.escape(summary['most_valuable_segment_name'])}</b>, with "
         f"{summary['most_valuable_share_of_revenue']:.0%} of revenue from "
         f"{summary['most_valuable_share_of_customers']:.0%} of customers.</p>"
+        f"{value_summary_html(summary)}"
     )
     colors = charts.segment_colors(profiles["segment_name"].tolist()).range
     rows = "".join(
@@ -319,6 +442,35 @@ def summary_html(data: dict[str, pd.DataFrame]) -> str:
         f"<tbody>{rows}</tbody></table>"
     )
     return f'<section id="summary"><h2>Summary</h2>{text}{table}</section>'
+
+
+def value_summary_html(summary: pd.Series) -> str:
+    """The summary's sentence on the value ahead, or why it is unavailable."""
+    horizon = int(summary["clv_horizon_days"])
+    unavailable = value_unavailable(summary)
+    if unavailable:
+        why = unavailable.removeprefix("Not available: ")
+        return (
+            f"<p>The value ahead is not available: {html.escape(why)} The value section "
+            "shows no predictions.</p>"
+        )
+    text = (
+        f"<p>Over the next {horizon} days the lifetime-value models expect "
+        f"{summary['predicted_clv']:,.0f} GBP of net purchases; the segment with the most "
+        f"predicted value is <b>{html.escape(summary['top_value_segment_name'])}</b>, "
+        f"{summary['top_value_share_of_predicted_clv']:.0%} of it from "
+        f"{summary['top_value_share_of_customers']:.0%} of customers. "
+    )
+    if _reason(summary["most_at_risk_segment_name"]) is None:
+        return text + "No value is at risk: the models see every customer as still buying.</p>"
+    return text + (
+        f"The most value at risk (past spend times the chance the customer has left) is in "
+        f"<b>{html.escape(summary['most_at_risk_segment_name'])}</b>: "
+        f"{summary['most_at_risk_value_at_risk']:,.0f} GBP, "
+        f"{summary['most_at_risk_share_of_value_at_risk']:.0%} of the "
+        f"{summary['value_at_risk']:,.0f} GBP at risk "
+        f"({summary['share_of_revenue_at_risk']:.1%} of past revenue).</p>"
+    )
 
 
 PAGE_STYLE = """
