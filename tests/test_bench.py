@@ -13,7 +13,7 @@ def fake(customers: int, project_wall: float, best_wall: float) -> SizeResult:
             "cpu_s": 1.0,
             "peak_mb": 900.0,
             "returncode": 0,
-            "stages": {"features": 2.0, "kmeans_sweep": 10.0, "final_fits": 1.0},
+            "stages": {"features": 2.0, "kmeans_sweep": 10.0, "final_fits": 1.0, "clv": 0.5},
             "k": 4,
             "ari": 0.8,
             "model_seconds": {"cluster_model_selection": 3.0, "customer_features": 2.0},
@@ -65,13 +65,15 @@ def test_markdown_has_a_row_per_run_and_the_targets() -> None:
     text = markdown([fake(20_000, 10.0, 6.0)])
     assert text.count("| 20,000 | 800,000 |") == 5
     assert (
-        "| 20,000 | 800,000 | project | 10.0 | 1.0 | 900 | 2.0 | 10.0 | 1.0 | 4 | 0.800 |" in text
+        "| 20,000 | 800,000 | project | 10.0 | 1.0 | 900 | 2.0 | 10.0 | 1.0 | 0.5 | 4 | 0.800 |"
+        in text
     )
     assert (
         "| 20,000 | cluster_model_selection 3.0 s, customer_features 2.0 s, all nodes 6.0 s, "
         "outside any node 1.5 s |"
     ) in text
     assert "| 20,000: whole build <= 2x reference B | 1.67x | yes |" in text
+    assert "| 20,000: CLV stage (sum of its models) < 10% of the build | 5.00% | yes |" in text
 
 
 def test_measure_reports_time_cpu_and_peak_memory() -> None:
