@@ -111,8 +111,9 @@
     cast({{ expr }} + to_days(cast({{ n }} as integer)) as date)
 {%- endmacro %}
 
+{#- Spark's date_add takes an int (a bigint such as floor's result does not cast implicitly). -#}
 {% macro spark__add_days(expr, n) -%}
-    date_add({{ expr }}, {{ n }})
+    date_add({{ expr }}, cast({{ n }} as int))
 {%- endmacro %}
 
 

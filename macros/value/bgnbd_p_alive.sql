@@ -11,6 +11,19 @@
     customer (tests/dbt/assert_sql_p_alive_matches_python.sql).
 -#}
 {% macro bgnbd_p_alive(histories, clv_model_parameters, fit='snapshot') %}
+    {#- The log odds of having dropped out: the power overflows a double for a frequent
+        customer long gone, so the odds are compared in logs. -#}
+    {%- set log_odds -%}
+        (
+            ln(bg_nbd_parameters.a)
+            - ln(bg_nbd_parameters.b + histories.x - 1)
+            + (bg_nbd_parameters.r + histories.x)
+            * (
+                ln(bg_nbd_parameters.alpha + histories.t)
+                - ln(bg_nbd_parameters.alpha + histories.t_x)
+            )
+        )
+    {%- endset %}
 
     with
 
@@ -26,21 +39,7 @@
         from {{ clv_model_parameters }}
         where model = 'bg_nbd' and fit = '{{ fit }}'
 
-    ),
-
-    {#- The log odds of having dropped out: the power overflows a double for a frequent
-        customer long gone, so the odds are compared in logs. -#}
-    {%- set log_odds -%}
-        (
-            ln(bg_nbd_parameters.a)
-            - ln(bg_nbd_parameters.b + histories.x - 1)
-            + (bg_nbd_parameters.r + histories.x)
-            * (
-                ln(bg_nbd_parameters.alpha + histories.t)
-                - ln(bg_nbd_parameters.alpha + histories.t_x)
-            )
-        )
-    {%- endset %}
+    )
 
     select
         histories.*,

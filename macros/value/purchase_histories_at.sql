@@ -16,6 +16,13 @@
 -#}
 {% macro purchase_histories_at(as_of, purchase_days, returned_lines) %}
     {%- set days_per_unit = clv_days_per_unit() -%}
+    {#- In doubles: DuckDB divides decimals as doubles, Spark as decimals of 6 places. -#}
+    {%- set keep_ratio -%}
+        case
+            when gross_value > 0 then cast(net_value as double) / cast(gross_value as double)
+            else 0
+        end
+    {%- endset %}
 
     with
 
@@ -96,13 +103,10 @@
         cast(round(gross_value, 2) as double) as gross_value,
         cast(round(returned_value, 2) as double) as returned_value,
         cast(round(net_value, 2) as double) as net_value,
-        case when gross_value > 0 then net_value / gross_value else 0 end as keep_ratio,
+        {{ keep_ratio }} as keep_ratio,
         case
             when n_purchases > 1
-                then
-                    repeat_gross_value
-                    * case when gross_value > 0 then net_value / gross_value else 0 end
-                    / (n_purchases - 1)
+                then cast(repeat_gross_value as double) * {{ keep_ratio }} / (n_purchases - 1)
         end as repeat_mean_value
 
     from valued

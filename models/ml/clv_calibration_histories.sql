@@ -98,15 +98,17 @@ final as (
         cast({{ days_between('cutoffs.as_of_date', 'cutoffs.holdout_end') }} as double)
         / {{ days_per_unit }} as holdout_length,
         coalesce(holdout_purchases.holdout_purchases, 0) as holdout_purchases,
-        -- Net of the holdout's returns, spread over its purchases in proportion to value.
+        -- Net of the holdout's returns, spread over its purchases in proportion to value (in
+        -- doubles: Spark would divide the decimals to 6 places).
         {%- if var('monetary_basis') == 'gross' %}
-            holdout_purchases.holdout_gross_value / holdout_purchases.holdout_purchases
+            cast(holdout_purchases.holdout_gross_value as double)
+            / holdout_purchases.holdout_purchases
         {%- else %}
-            greatest(
+            cast(greatest(
                 holdout_purchases.holdout_gross_value
                 - coalesce(holdout_returns.holdout_returned_value, 0),
                 0
-            ) / holdout_purchases.holdout_purchases
+            ) as double) / holdout_purchases.holdout_purchases
         {%- endif %} as holdout_mean_value
 
     from calibration

@@ -16,12 +16,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from conftest import PROJECT_ROOT, DbtRun
 from customer_segmentation import models
-from customer_segmentation.config import parse_config
+from customer_segmentation.config import parse_clv_config, parse_config
 from customer_segmentation.ml.scaling import fit_scaler
 from customer_segmentation.models.boundary import is_spark_dataframe
 from customer_segmentation.spark import backend as spark_backend
@@ -86,7 +87,10 @@ def spark_build(spark: object, tmp_path_factory: pytest.TempPathFactory) -> dict
     assert lines == 541_909
     run_dbt_in_process(["build", "--selector", "spark_sql"], workdir)
     written = spark_models.run_ml_stage(
-        spark, SCHEMA, parse_config(spark_session.project_clustering_settings())
+        spark,
+        SCHEMA,
+        parse_config(spark_session.project_clustering_settings()),
+        parse_clv_config(spark_session.project_clv_settings()),
     )
     run_dbt_in_process(["build", "--selector", "spark_after_ml"], workdir)
     return written
@@ -228,6 +232,120 @@ def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> 
     counts = labels.groupBy("_ward").count().toArrow()
     assert sorted(counts["_ward"].to_pylist()) == [0, 1, 2, 3]
     assert sum(counts["count"].to_pylist()) == 4_334
+
+
+def both_engines(
+    spark: object, bundled_build: DbtRun, query: str
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """A query (``{}`` for the schema) on the Spark build and on the DuckDB build, as rows."""
+    on_spark = spark_rows(spark, query.format(SCHEMA)).to_pylist()
+    with duckdb.connect(str(bundled_build.database), read_only=True) as con:
+        on_duckdb = con.sql(query.format("main")).to_arrow_table().to_pylist()
+    return on_spark, on_duckdb
+
+
+def assert_rows_close(
+    on_spark: list[dict[str, object]],
+    on_duckdb: list[dict[str, object]],
+    rtol: float,
+    tolerances: dict[str, float] | None = None,
+) -> None:
+    """Same rows and columns: numbers within rtol (or the column's own), the rest equal."""
+    assert len(on_spark) == len(on_duckdb)
+    assert on_duckdb, "no rows to compare"
+    assert list(on_spark[0]) == list(on_duckdb[0])
+    differences = []
+    for sparkrow, duck in zip(on_spark, on_duckdb, strict=True):
+        for column, expected in duck.items():
+            actual = sparkrow[column]
+            if isinstance(expected, float) and isinstance(actual, float):
+                tolerance = (tolerances or {}).get(column, rtol)
+                same = (np.isnan(expected) and np.isnan(actual)) or bool(
+                    np.isclose(actual, expected, rtol=tolerance, atol=1e-12)
+                )
+            else:
+                same = actual == expected
+            if not same:
+                differences.append((duck, column, expected, actual))
+    assert differences == [], differences[:5]
+
+
+def test_clv_parameters_equal_duckdb(
+    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+) -> None:
+    on_spark, on_duckdb = both_engines(
+        spark, bundled_build, "select * from {}.clv_model_parameters order by fit, model, parameter"
+    )
+    assert len(on_duckdb) == 14  # two fits, 4 + 3 parameters
+    assert all(row["null_reason"] is None for row in on_duckdb), "the bundled data fits"
+    # Estimates to 1e-6 relative; standard errors come from a numerical Hessian.
+    assert_rows_close(on_spark, on_duckdb, 1e-9, {"estimate": 1e-6, "std_error": 1e-4})
+
+
+def test_customer_values_equal_duckdb(
+    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+) -> None:
+    query = (
+        "select customer_id, p_alive, expected_purchases, expected_order_value, predicted_clv, "
+        "null_reason from {}.customer_value order by customer_id"
+    )
+    on_spark, on_duckdb = both_engines(spark, bundled_build, query)
+    assert len(on_duckdb) == 4_334
+    assert all(row["predicted_clv"] is not None for row in on_duckdb)
+    assert_rows_close(on_spark, on_duckdb, 1e-9)
+
+
+def test_clv_validation_equal_duckdb(
+    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+) -> None:
+    query = "select * from {}.clv_validation order by measure, bucket_order"
+    on_spark, on_duckdb = both_engines(spark, bundled_build, query)
+    assert_rows_close(on_spark, on_duckdb, 1e-9)
+
+
+@pytest.mark.parametrize("thin", ["no_fit", "no_spend_fit"])
+def test_clv_thin_data_gated_alike(spark: object, spark_build: dict[str, int], thin: str) -> None:
+    """Through the dbt models' entry points: the same rows, reasons and nulls on both engines."""
+    histories = spark.sql(  # type: ignore[attr-defined]
+        f"select * from {SCHEMA}.customer_purchase_histories order by customer_id limit 1000"
+    ).cache()
+    table = histories.toArrow()
+    repeat = pc.greater(table["x"], 0)
+    spend = pc.and_(
+        repeat,
+        pc.and_(pc.greater(table["repeat_mean_value"], 0), pc.greater(table["net_value"], 0)),
+    )
+    n_repeat, n_spend = pc.sum(repeat).as_py(), pc.sum(spend).as_py()
+    assert 0 < n_spend < n_repeat
+    # no_fit: fewer repeat customers than needed; no_spend_fit: enough for BG/NBD only.
+    minimum, reason = (
+        (n_repeat + 1, "have a repeat purchase, fewer than")
+        if thin == "no_fit"
+        else (n_spend + 1, "have a repeat purchase of positive net value, fewer than")
+    )
+    settings = spark_session.project_clv_settings({"clv_min_repeat_customers": minimum})
+    con = duckdb.connect()
+    relation = con.from_arrow(table)
+    duck_parameters = models.clv_model_parameters(relation, relation, settings)
+    duck_predictions = models.clv_predictions(relation, con.from_arrow(duck_parameters), settings)
+    spark_parameters = models.clv_model_parameters(histories, histories, settings).cache()
+    spark_predictions = models.clv_predictions(histories, spark_parameters, settings).toArrow()
+    spark_parameters = spark_parameters.toArrow()
+
+    def ordered(parameters: pa.Table) -> list[dict[str, object]]:
+        return parameters.sort_by([("fit", "ascending"), ("parameter", "ascending")]).to_pylist()
+
+    assert spark_parameters.schema == duck_parameters.schema
+    reasons = set(duck_parameters["null_reason"].to_pylist())
+    assert any(r is not None and reason in r for r in reasons), reasons
+    assert_rows_close(ordered(spark_parameters), ordered(duck_parameters), 1e-6,
+                      {"std_error": 1e-4})  # fmt: skip
+    assert spark_predictions.num_rows == duck_predictions.num_rows == 1_000
+    assert_rows_close(
+        spark_predictions.sort_by("customer_id").to_pylist(),
+        duck_predictions.sort_by("customer_id").to_pylist(),
+        1e-9,
+    )
 
 
 def test_spark_frames_are_recognised(spark: object) -> None:

@@ -59,16 +59,71 @@ class LifetimeValueFit:
     frequency_value_correlation: float
 
 
-def _thin_data_reason(histories: Histories, min_repeat: int, min_history_days: int) -> str | None:
+@dataclass(frozen=True)
+class FitStatistics:
+    """What the fits read: rows of (x, t_x, T) and spend rows (x, m), each with a weight.
+
+    A weight is how many customers a row stands for: 1 for per-customer rows (DuckDB), the
+    customers sharing a distinct row when the rows are grouped (Spark). ``spend_x`` and
+    ``spend_m`` are the spend rows only (``Histories.spend_rows``); ``history_days`` and
+    ``frequency_value_correlation`` (of the spend rows' x and m) as their names say.
+    """
+
+    x: np.ndarray
+    t_x: np.ndarray
+    t: np.ndarray
+    weights: np.ndarray
+    spend_x: np.ndarray
+    spend_m: np.ndarray
+    spend_weights: np.ndarray
+    history_days: float
+    frequency_value_correlation: float
+
+    @property
+    def n_customers(self) -> int:
+        """Customers with a purchase before the date."""
+        return round(float(self.weights.sum()))
+
+    @property
+    def n_repeat(self) -> int:
+        """Customers with a repeat purchase."""
+        return round(float(self.weights[self.x > 0].sum()))
+
+    @property
+    def n_spend(self) -> int:
+        """Customers the spend model is fitted on."""
+        return round(float(self.spend_weights.sum()))
+
+
+def fit_statistics(histories: Histories) -> FitStatistics:
+    """The per-customer rows of the histories, each of weight 1."""
+    spend_rows = histories.spend_rows
+    spend_x, spend_m = histories.x[spend_rows], histories.repeat_mean_value[spend_rows]
+    return FitStatistics(
+        x=histories.x,
+        t_x=histories.t_x,
+        t=histories.t,
+        weights=np.ones(len(histories.x)),
+        spend_x=spend_x,
+        spend_m=spend_m,
+        spend_weights=np.ones(len(spend_x)),
+        history_days=histories.history_days,
+        frequency_value_correlation=frequency_value_correlation(spend_x, spend_m),
+    )
+
+
+def _thin_data_reason(
+    statistics: FitStatistics, min_repeat: int, min_history_days: int
+) -> str | None:
     """Why the data is too thin for any fit (None when it is not)."""
-    if len(histories.x) == 0:
+    if statistics.n_customers == 0:
         return "no customer has a purchase before the date"
-    if histories.history_days < min_history_days:
+    if statistics.history_days < min_history_days:
         return (
-            f"the history spans {histories.history_days:.0f} days, fewer than "
+            f"the history spans {statistics.history_days:.0f} days, fewer than "
             f"clv_min_history_days ({min_history_days})"
         )
-    n_repeat = int(np.count_nonzero(histories.x > 0))
+    n_repeat = statistics.n_repeat
     if n_repeat < min_repeat:
         return (
             f"{n_repeat} customers have a repeat purchase, fewer than "
@@ -95,29 +150,42 @@ def fit_lifetime_value(
     min_history_days: int,
     skip_reason: str | None = None,
 ) -> LifetimeValueFit:
+    """Fit BG/NBD on every customer and Gamma-Gamma on the repeat customers with value."""
+    return fit_lifetime_value_statistics(
+        fit_statistics(histories), min_repeat_customers, min_history_days, skip_reason
+    )
+
+
+def fit_lifetime_value_statistics(
+    statistics: FitStatistics,
+    min_repeat_customers: int,
+    min_history_days: int,
+    skip_reason: str | None = None,
+) -> LifetimeValueFit:
     """Fit BG/NBD on every customer and Gamma-Gamma on the repeat customers with value.
 
-    Nothing is fitted when the data is too thin (see ``_thin_data_reason``) or the caller
-    gives a ``skip_reason``; a fit that does not converge is kept, with its reason, so the
-    table shows what the optimiser reached.
+    The statistics are per customer (``fit_statistics``) or grouped with counts as weights
+    (the Spark backend): the fits and the reasons are the same. Nothing is fitted when the
+    data is too thin (see ``_thin_data_reason``) or the caller gives a ``skip_reason``; a fit
+    that does not converge is kept, with its reason, so the table shows what the optimiser
+    reached.
     """
-    spend_rows = histories.spend_rows
-    correlation = frequency_value_correlation(
-        histories.x[spend_rows], histories.repeat_mean_value[spend_rows]
-    )
-    reason = skip_reason or _thin_data_reason(histories, min_repeat_customers, min_history_days)
+    correlation = statistics.frequency_value_correlation
+    reason = skip_reason or _thin_data_reason(statistics, min_repeat_customers, min_history_days)
     if reason is not None:
         return LifetimeValueFit(None, None, reason, reason, correlation)
-    purchases = fit_bgnbd(histories.x, histories.t_x, histories.t)
+    purchases = fit_bgnbd(statistics.x, statistics.t_x, statistics.t, weights=statistics.weights)
     purchases_reason = _fit_reason(purchases, "BG/NBD")
-    n_spend = int(np.count_nonzero(spend_rows))
+    n_spend = statistics.n_spend
     if n_spend < min_repeat_customers:
         spend_reason: str | None = (
             f"{n_spend} customers have a repeat purchase of positive net value, fewer than "
             f"clv_min_repeat_customers ({min_repeat_customers})"
         )
         return LifetimeValueFit(purchases, None, purchases_reason, spend_reason, correlation)
-    spend = fit_gamma_gamma(histories.x[spend_rows], histories.repeat_mean_value[spend_rows])
+    spend = fit_gamma_gamma(
+        statistics.spend_x, statistics.spend_m, weights=statistics.spend_weights
+    )
     return LifetimeValueFit(
         purchases, spend, purchases_reason, _fit_reason(spend, "Gamma-Gamma"), correlation
     )
@@ -158,6 +226,41 @@ def expected_order_values(spend: GammaGammaParameters, histories: Histories) -> 
     return np.where(histories.net_value > 0, values, 0.0)
 
 
+@dataclass(frozen=True)
+class PurchaseValues:
+    """BG/NBD's values of rows of (x, t_x, T); None where not asked for."""
+
+    p_alive: np.ndarray
+    expected_purchases: np.ndarray
+    discounted_purchases: np.ndarray | None
+
+
+def purchase_values(
+    purchases: BgNbdParameters,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    t: np.ndarray,
+    days_per_unit: float,
+    horizon_days: float,
+    annual_discount_rate: float,
+    discounted: bool,
+) -> PurchaseValues:
+    """P(alive), expected purchases over the horizon and (if ``discounted``) their discounted sum.
+
+    Row by row: callers pass distinct rows (customers share them) and index the result back.
+    """
+    p_alive = bgnbd_p_alive(purchases, x, t_x, t)
+    expected = bgnbd_expected_purchases(purchases, horizon_days / days_per_unit, x, t_x, t)
+    discounted_purchases = (
+        discounted_expected_purchases(
+            purchases, days_per_unit, horizon_days, annual_discount_rate, x, t_x, t
+        )
+        if discounted
+        else None
+    )
+    return PurchaseValues(p_alive, expected, discounted_purchases)
+
+
 def customer_values(
     purchases: BgNbdParameters | None,
     spend: GammaGammaParameters | None,
@@ -172,16 +275,16 @@ def customer_values(
     if purchases is None:
         return CustomerValues(missing, missing, missing, missing)
     (x, t_x, t), inverse = _distinct(histories.x, histories.t_x, histories.t)
-    p_alive = bgnbd_p_alive(purchases, x, t_x, t)[inverse]
-    expected = bgnbd_expected_purchases(purchases, horizon_days / days_per_unit, x, t_x, t)
-    if spend is None:
-        return CustomerValues(p_alive, expected[inverse], missing, missing)
-    discounted = discounted_expected_purchases(
-        purchases, days_per_unit, horizon_days, annual_discount_rate, x, t_x, t
-    )
+    values = purchase_values(
+        purchases, x, t_x, t, days_per_unit, horizon_days, annual_discount_rate,
+        discounted=spend is not None,
+    )  # fmt: skip
+    p_alive, expected = values.p_alive[inverse], values.expected_purchases[inverse]
+    if spend is None or values.discounted_purchases is None:
+        return CustomerValues(p_alive, expected, missing, missing)
     order_values = expected_order_values(spend, histories)
     return CustomerValues(
-        p_alive, expected[inverse], order_values, order_values * discounted[inverse]
+        p_alive, expected, order_values, order_values * values.discounted_purchases[inverse]
     )
 
 

@@ -8,13 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from customer_segmentation.config import parse_config
+from customer_segmentation.config import parse_clv_config, parse_config
 from customer_segmentation.errors import SegmentationError
 from customer_segmentation.spark.models import run_ml_stage
 from customer_segmentation.spark.session import (
     RAW_TABLE,
     load_raw_transactions,
     project_clustering_settings,
+    project_clv_settings,
     spark_session,
 )
 
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--table", default=RAW_TABLE)
     ml = commands.add_parser("ml", help="fit and write the ml tables (the Python models)")
     ml.add_argument("--schema", default=os.environ.get("DBT_SPARK_SCHEMA", "customer_segmentation"))
-    ml.add_argument("--vars", default="{}", help="clustering vars as JSON, as dbt --vars")
+    ml.add_argument(
+        "--vars", default="{}", help="clustering and lifetime-value vars as JSON, as dbt --vars"
+    )
     args = parser.parse_args(argv)
     session = spark_session()
     try:
@@ -36,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
             lines = load_raw_transactions(session, args.path, args.table)
             print(f"{args.table}: {lines:,} lines from {args.path}")
             return 0
-        config = parse_config(project_clustering_settings(json.loads(args.vars)))
-        written = run_ml_stage(session, args.schema, config)
+        overrides = json.loads(args.vars)
+        config = parse_config(project_clustering_settings(overrides))
+        clv = parse_clv_config(project_clv_settings(overrides))
+        written = run_ml_stage(session, args.schema, config, clv)
     except SegmentationError as error:
         # Bad data or vars: the message says which; anything else keeps its traceback.
         print(f"error: {error}", file=sys.stderr)

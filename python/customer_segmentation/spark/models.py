@@ -8,13 +8,20 @@ the SQL models read, as dbt would.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from customer_segmentation.config import ClusteringConfig
+from customer_segmentation.config import ClusteringConfig, ClvConfig
+from customer_segmentation.ml.clv import GammaGammaParameters, bgnbd_expected_purchases
 from customer_segmentation.ml.kmeans import check_can_cluster, cluster_order
+from customer_segmentation.ml.lifetime_value import (
+    FitStatistics,
+    fit_lifetime_value_statistics,
+    purchase_values,
+)
 from customer_segmentation.ml.metrics import silhouette_values
 from customer_segmentation.ml.scaling import invert_scaling
 from customer_segmentation.ml.selection import (
@@ -37,6 +44,15 @@ from customer_segmentation.models.tables import (
     parameters_table,
     silhouettes_table,
 )
+from customer_segmentation.models.value_tables import (
+    HistoryError,
+    fitted_parameters,
+    no_holdout_reason,
+    parameters_rows,
+)
+from customer_segmentation.models.value_tables import (
+    parameters_table as clv_parameters_table,
+)
 from customer_segmentation.spark.backend import (
     KEY,
     VECTOR,
@@ -52,7 +68,9 @@ from customer_segmentation.spark.backend import (
 from customer_segmentation.timing import stage
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    import datetime as dt
+
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 
 def _ordered_centers(
@@ -333,8 +351,219 @@ def customer_silhouettes(
     return spark_table(scaled, pa.table({KEY: ids, "cluster_id": labels, "silhouette": values}))
 
 
-def run_ml_stage(session: SparkSession, schema: str, config: ClusteringConfig) -> dict[str, int]:
-    """Fit and write the ml tables from ``schema.customer_features``, as dbt would.
+# --- lifetime value ----------------------------------------------------------------------------
+# The fits read sufficient statistics: distinct (x, t_x, T) and distinct spend pairs (x, m) with
+# how many customers share each, grouped in Spark and collected (a few thousand rows however
+# many customers); the fit is ml.lifetime_value's, as on DuckDB. Predictions depend on
+# (x, t_x, T) only: they are computed on the driver once per distinct triple and joined back.
+
+TRIPLE = ("x", "t_x", "t")
+
+
+def _spend_rows() -> Column:
+    """``Histories.spend_rows``: a repeat purchase and a positive value (null counts as not)."""
+    from pyspark.sql import functions as sf
+
+    return sf.coalesce(
+        (sf.col("x") > 0) & (sf.col("repeat_mean_value") > 0) & (sf.col("net_value") > 0),
+        sf.lit(False),
+    )
+
+
+def _arrow_floats(table: pa.Table, name: str) -> np.ndarray:
+    return table[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def fit_statistics_spark(histories: DataFrame) -> tuple[FitStatistics, dt.date | None]:
+    """The grouped statistics of a purchase-history table, and the date it is as of.
+
+    Raises:
+        HistoryError: the table mixes several as-of dates or time units (as on DuckDB).
+
+    """
+    from pyspark.sql import functions as sf
+
+    summary = histories.agg(
+        sf.count_distinct("as_of_date").alias("n_dates"),
+        sf.count_distinct("time_unit").alias("n_units"),
+        sf.min("first_purchase_date").alias("first_purchase_date"),
+        sf.max("as_of_date").alias("as_of_date"),
+    ).first()
+    for column, n in (("as_of_date", summary["n_dates"]), ("time_unit", summary["n_units"])):
+        if n > 1:
+            raise HistoryError(f"the purchase histories hold several values of {column}")
+    as_of = summary["as_of_date"]
+    first = summary["first_purchase_date"]
+    history_days = float((as_of - first).days) if as_of is not None else 0.0
+    triples = (
+        histories.groupBy(*[sf.col(c).cast("double").alias(c) for c in TRIPLE]).count().toArrow()
+    )
+    spend = histories.where(_spend_rows()).select(
+        sf.col("x").cast("double").alias("x"),
+        sf.col("repeat_mean_value").cast("double").alias("m"),
+    )
+    pairs = spend.groupBy("x", "m").count().toArrow()
+    # ml.clv.frequency_value_correlation: nan with < 3 rows or no spread (Spark's corr: null).
+    moments = spend.agg(sf.corr("x", "m").alias("r"), sf.count(sf.lit(1)).alias("n")).first()
+    correlation = math.nan
+    if moments["n"] >= 3 and moments["r"] is not None and not math.isnan(moments["r"]):
+        correlation = float(np.clip(moments["r"], -1.0, 1.0))
+    statistics = FitStatistics(
+        x=_arrow_floats(triples, "x"),
+        t_x=_arrow_floats(triples, "t_x"),
+        t=_arrow_floats(triples, "t"),
+        weights=_arrow_floats(triples, "count"),
+        spend_x=_arrow_floats(pairs, "x"),
+        spend_m=_arrow_floats(pairs, "m"),
+        spend_weights=_arrow_floats(pairs, "count"),
+        history_days=history_days,
+        frequency_value_correlation=correlation,
+    )
+    return statistics, as_of
+
+
+def clv_model_parameters(
+    histories: DataFrame, calibration: DataFrame, config: ClvConfig
+) -> DataFrame:
+    """Model clv_model_parameters on Spark: the fits on statistics grouped in Spark."""
+    rows = []
+    for label, frame in (("snapshot", histories), ("calibration", calibration)):
+        with stage("clv_model_parameters", f"fit BG/NBD and Gamma-Gamma ({label}, Spark)"):
+            statistics, fitted_at = fit_statistics_spark(frame)
+            skip = None
+            if label == "calibration":
+                periods = frame.select("holdout_length", "as_of_date", "holdout_end").limit(1)
+                skip = no_holdout_reason(periods.toArrow())
+            fitted = fit_lifetime_value_statistics(
+                statistics, config.min_repeat_customers, config.min_history_days, skip
+            )
+        for reason in {fitted.purchases_reason, fitted.spend_reason} - {None}:
+            print(f"[clv_model_parameters] WARNING: {label} fit: {reason}", flush=True)
+        rows += parameters_rows(label, fitted, fitted_at, config)
+    # The Arrow table has PARAMETERS_SCHEMA's types, so a table of null estimates keeps them.
+    return spark_table(histories, clv_parameters_table(rows))
+
+
+def _gamma_gamma_value(spend: GammaGammaParameters, x: Column, m: Column) -> Column:
+    """``ml.clv.gamma_gamma_expected_value`` as a Spark column, for x >= 0 and m >= 0.
+
+    The same double operations in the same order, so the values are the numpy ones; the
+    fit's q > 1 (else it has a null_reason) keeps the denominator positive.
+    """
+    from pyspark.sql import functions as sf
+
+    p, q, v = (sf.lit(float(value)) for value in (spend.p, spend.q, spend.v))
+    return p * (v + x * m) / (p * x + q - sf.lit(1.0))
+
+
+def _by_triple(histories: DataFrame, table: pa.Table) -> DataFrame:
+    """The histories joined with values per distinct (x, t_x, T) (a broadcast table)."""
+    from pyspark.sql import functions as sf
+
+    keyed = histories.select("*", *[sf.col(c).cast("double").alias(f"_{c}") for c in TRIPLE])
+    values = histories.sparkSession.createDataFrame(table)
+    return keyed.join(sf.broadcast(values), [f"_{c}" for c in TRIPLE])
+
+
+def _distinct_triples(histories: DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from pyspark.sql import functions as sf
+
+    table = histories.select(*[sf.col(c).cast("double").alias(c) for c in TRIPLE]).distinct()
+    arrow = table.toArrow()
+    x, t_x, t = (_arrow_floats(arrow, c) for c in TRIPLE)
+    return x, t_x, t
+
+
+def _doubles(values: np.ndarray) -> pa.Array:
+    """float64, nan as null (as the DuckDB models write them)."""
+    return pa.array(values, type=pa.float64(), from_pandas=True)
+
+
+def _null_double() -> Column:
+    from pyspark.sql import functions as sf
+
+    return sf.lit(None).cast("double")
+
+
+def clv_predictions(histories: DataFrame, parameters: DataFrame, config: ClvConfig) -> DataFrame:
+    """Model clv_predictions on Spark: values per distinct (x, t_x, T), joined back."""
+    from pyspark.sql import functions as sf
+
+    purchases, spend = fitted_parameters(parameters.toArrow(), "snapshot")
+    columns = ("p_alive", "expected_purchases", "expected_order_value", "predicted_clv")
+    if purchases is None:
+        return histories.select(KEY, *[_null_double().alias(c) for c in columns])
+    x, t_x, t = _distinct_triples(histories)
+    with stage("clv_predictions", f"values of {len(x)} distinct (x, t_x, T) (Spark)"):
+        values = purchase_values(
+            purchases, x, t_x, t, config.days_per_unit, config.horizon_days,
+            config.annual_discount_rate, discounted=spend is not None,
+        )  # fmt: skip
+    table = {"_x": x, "_t_x": t_x, "_t": t, "p_alive": _doubles(values.p_alive),
+             "expected_purchases": _doubles(values.expected_purchases)}  # fmt: skip
+    if values.discounted_purchases is not None:
+        table["_discounted"] = _doubles(values.discounted_purchases)
+    joined = _by_triple(histories, pa.table(table))
+    if spend is None or values.discounted_purchases is None:
+        order_value = _null_double()
+        clv = _null_double()
+    else:
+        # expected_order_values: the population mean without a usable repeat purchase, 0
+        # for a customer whose net value is 0.
+        rows = _spend_rows()
+        value = _gamma_gamma_value(
+            spend,
+            sf.when(rows, sf.col("x").cast("double")).otherwise(sf.lit(0.0)),
+            sf.when(rows, sf.col("repeat_mean_value").cast("double")).otherwise(sf.lit(0.0)),
+        )
+        order_value = sf.when(sf.col("net_value") > 0, value).otherwise(sf.lit(0.0))
+        clv = order_value * sf.col("_discounted")
+    return joined.select(
+        KEY,
+        "p_alive",
+        "expected_purchases",
+        order_value.alias("expected_order_value"),
+        clv.alias("predicted_clv"),
+    )
+
+
+def clv_holdout_predictions(
+    calibration: DataFrame, parameters: DataFrame, config: ClvConfig
+) -> DataFrame:
+    """Model clv_holdout_predictions on Spark: holdout purchases per distinct (x, t_x, T)."""
+    from pyspark.sql import functions as sf
+
+    purchases, spend = fitted_parameters(parameters.toArrow(), "calibration")
+    mean_value = _null_double()
+    if spend is not None:
+        # holdout_predictions: spend only on the spend rows, null elsewhere.
+        value = _gamma_gamma_value(
+            spend, sf.col("x").cast("double"), sf.col("repeat_mean_value").cast("double")
+        )
+        mean_value = sf.when(_spend_rows(), value)
+    if purchases is None:
+        return calibration.select(
+            KEY,
+            _null_double().alias("predicted_purchases"),
+            mean_value.alias("predicted_mean_value"),
+        )
+    length = calibration.select(sf.max("holdout_length").cast("double")).first()[0]
+    length = 0.0 if length is None else float(length)
+    x, t_x, t = _distinct_triples(calibration)
+    expected = bgnbd_expected_purchases(purchases, length, x, t_x, t)
+    table = pa.table({"_x": x, "_t_x": t_x, "_t": t, "predicted_purchases": _doubles(expected)})
+    return _by_triple(calibration, table).select(
+        KEY, "predicted_purchases", mean_value.alias("predicted_mean_value")
+    )
+
+
+def run_ml_stage(
+    session: SparkSession, schema: str, config: ClusteringConfig, clv: ClvConfig
+) -> dict[str, int]:
+    """Fit and write the ml tables, as dbt would.
+
+    The clustering models read ``schema.customer_features``; the lifetime-value models
+    ``schema.customer_purchase_histories`` and ``schema.clv_calibration_histories``.
 
     The twins run in the DAG's order, each reading the tables the ones before it wrote.
 
@@ -386,4 +615,11 @@ def run_ml_stage(session: SparkSession, schema: str, config: ClusteringConfig) -
         )
     finally:
         scaled.unpersist()
+    histories = session.table(f"{schema}.customer_purchase_histories")
+    calibration = session.table(f"{schema}.clv_calibration_histories")
+    clv_parameters = write(
+        "clv_model_parameters", clv_model_parameters(histories, calibration, clv)
+    )
+    write("clv_predictions", clv_predictions(histories, clv_parameters, clv))
+    write("clv_holdout_predictions", clv_holdout_predictions(calibration, clv_parameters, clv))
     return written

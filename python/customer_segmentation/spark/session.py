@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from customer_segmentation.config import ClusteringConfig
+from customer_segmentation.config import ClusteringConfig, ClvConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -17,13 +17,29 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RAW_TABLE = "raw.transactions"
 
 
-def project_clustering_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The clustering vars of ``dbt_project.yml`` (the ``clustering`` config of the models)."""
+def _project_vars(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The vars of ``dbt_project.yml``, with ``overrides`` (as dbt ``--vars``) on top."""
     import yaml
 
     variables = yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text())["vars"]
     variables.update(overrides or {})
+    return variables
+
+
+def project_clustering_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The clustering vars of ``dbt_project.yml`` (the ``clustering`` config of the models)."""
+    variables = _project_vars(overrides)
     names = [f.name for f in dataclasses.fields(ClusteringConfig)]
+    return {name: variables[name] for name in names if name in variables}
+
+
+def project_clv_settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The lifetime-value vars of ``dbt_project.yml`` (the ``clv`` config of the clv models).
+
+    ClvConfig's fields are the vars without their ``clv_`` prefix (models/ml/_ml.yml).
+    """
+    variables = _project_vars(overrides)
+    names = [f"clv_{f.name}" for f in dataclasses.fields(ClvConfig)]
     return {name: variables[name] for name in names if name in variables}
 
 
