@@ -52,11 +52,12 @@ $(SPARK_STAMP): $(STAMP) requirements-spark.txt
 	touch $(SPARK_STAMP)
 
 ## lint: sqlfluff (dbt templater, duckdb dialect) over models/ and analyses/, ruff over python/ and
-## tests/. sqlfluff compiles the project, which loads the source: point it at an in-memory database.
+## tests/. sqlfluff compiles the project, which loads the source: point it at an in-memory database;
+## it lints the files in two processes (one per core).
 lint: $(STAMP)
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
-	DBT_DUCKDB_PATH=:memory: $(BIN)/sqlfluff lint models analyses
+	DBT_DUCKDB_PATH=:memory: $(BIN)/sqlfluff lint --processes 2 models analyses
 
 ## docs: write the static dbt docs site to target/ (open target/static_index.html)
 docs: $(STAMP)

@@ -270,10 +270,11 @@ def test_a_killed_build_is_completed_by_the_next_one(
         text=True,
         start_new_session=True,
     )
-    # Kill it once the clustering has started: tables are half built.
+    # Kill it once the first Python model has started: the features are built, the models
+    # and the marts are not.
     deadline = time.monotonic() + 120
     for line in process.stdout:
-        if "[cluster_model_selection]" in line or time.monotonic() > deadline:
+        if "[scaler_parameters]" in line or time.monotonic() > deadline:
             break
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
