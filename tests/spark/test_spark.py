@@ -309,6 +309,11 @@ def test_clv_thin_data_gated_alike(spark: object, spark_build: dict[str, int], t
     histories = spark.sql(  # type: ignore[attr-defined]
         f"select * from {SCHEMA}.customer_purchase_histories order by customer_id limit 1000"
     ).cache()
+    calibration = spark.sql(  # type: ignore[attr-defined]
+        f"select calibration.* from {SCHEMA}.clv_calibration_histories as calibration"
+        f" inner join (select customer_id from {SCHEMA}.customer_purchase_histories"
+        " order by customer_id limit 1000) as first_customers using (customer_id)"
+    ).cache()
     table = histories.toArrow()
     repeat = pc.greater(table["x"], 0)
     spend = pc.and_(
@@ -326,9 +331,11 @@ def test_clv_thin_data_gated_alike(spark: object, spark_build: dict[str, int], t
     settings = spark_session.project_clv_settings({"clv_min_repeat_customers": minimum})
     con = duckdb.connect()
     relation = con.from_arrow(table)
-    duck_parameters = models.clv_model_parameters(relation, relation, settings)
+    duck_parameters = models.clv_model_parameters(
+        relation, con.from_arrow(calibration.toArrow()), settings
+    )
     duck_predictions = models.clv_predictions(relation, con.from_arrow(duck_parameters), settings)
-    spark_parameters = models.clv_model_parameters(histories, histories, settings).cache()
+    spark_parameters = models.clv_model_parameters(histories, calibration, settings).cache()
     spark_predictions = models.clv_predictions(histories, spark_parameters, settings).toArrow()
     spark_parameters = spark_parameters.toArrow()
 
