@@ -548,3 +548,28 @@ def test_warm_start_on_a_sample_reaches_the_same_maximum(monkeypatch: pytest.Mon
     assert warm.converged and cold.converged
     np.testing.assert_allclose(warm.estimates, cold.estimates, rtol=1e-5)
     assert warm.log_likelihood == pytest.approx(cold.log_likelihood, abs=1e-6)
+
+
+# a + b < 1: for x = 0 the 2F1's third argument a + b - 1 is negative and its value can be too
+# (the parameters the synthetic benchmark data fit to).
+LOW_A_AND_B = BgNbdParameters(r=1.1, alpha=10.0, a=0.3, b=0.4)
+
+
+def test_expected_purchases_when_a_plus_b_is_below_one() -> None:
+    horizon = 52.0
+    for xi, ti, Ti in [(0, 0.0, 1.0), (0, 0.0, 30.0), (1, 12.5, 40.0), (3, 20.0, 26.0)]:
+        likelihood = integrate_over_customers(
+            LOW_A_AND_B,
+            lambda lam, p, xi=xi, ti=ti, Ti=Ti: individual_likelihood(lam, p, xi, ti, Ti),
+        )
+
+        def alive(lam: float, p: float, xi=xi, Ti=Ti) -> float:
+            return (1 - p) ** xi * lam**xi * math.exp(-lam * Ti)
+
+        purchases = integrate_over_customers(
+            LOW_A_AND_B,
+            lambda lam, p, alive=alive: alive(lam, p) * -math.expm1(-lam * p * horizon) / p,
+        )
+        expected = bgnbd_expected_purchases(LOW_A_AND_B, horizon, xi, ti, Ti)
+        assert np.isfinite(expected)
+        assert expected == pytest.approx(purchases / likelihood, rel=1e-6), (xi, ti, Ti)

@@ -167,3 +167,14 @@ def test_a_fit_that_does_not_converge_leaves_null_values_with_the_reason() -> No
     assert purchases is None  # the stopping point is stored, but not used
     bg_rows = [r for r in rows if r["model"] == "bg_nbd"]
     assert all(r["estimate"] is not None and r["null_reason"] for r in bg_rows)
+
+
+def test_a_spend_fit_running_along_the_ridge_says_what_it_means() -> None:
+    from customer_segmentation.ml.clv import ClvFit
+    from customer_segmentation.ml.lifetime_value import _fit_reason
+
+    ridge = ClvFit("gamma_gamma", ("p", "q", "v"), (0.2, 2.2e5, 2.0e8), None, -1.0, 100, 90,
+                   False, "ABNORMAL: ")  # fmt: skip
+    reason = _fit_reason(ridge, "Gamma-Gamma")
+    assert reason.startswith("the Gamma-Gamma fit did not converge: the likelihood keeps rising")
+    assert "q = 2.2e+05, v = 2e+08" in reason

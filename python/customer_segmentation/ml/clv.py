@@ -597,8 +597,13 @@ def _euler_form(
     z = t / (alpha + T + t)
     with np.errstate(all="ignore"):
         f = hyp2f1(a + b - 1 - r, a - 1, c, z)
-        # expm1: the bracket is small for short horizons.
-        return c / (a - 1) * -np.expm1((a - 1) * np.log1p(-z) + np.log(f))
+        power = (a - 1) * np.log1p(-z)
+        # expm1: the bracket is small for short horizons. Where a + b + x < 1 (x = 0 with
+        # a + b < 1) the 2F1 can be negative, and the bracket is computed as it stands.
+        positive = f > 0
+        in_logs = -np.expm1(power + np.log(np.where(positive, f, 1.0)))
+        bracket = np.where(positive, in_logs, 1 - np.exp(power) * f)
+        return c / (a - 1) * bracket
 
 
 def _purchases_if_alive(

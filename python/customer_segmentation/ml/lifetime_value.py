@@ -25,6 +25,9 @@ from customer_segmentation.ml.clv import (
     gamma_gamma_expected_value,
 )
 
+# A Gamma-Gamma q beyond this when the fit fails: the search ran along the ridge of q, v -> inf.
+SPEND_RIDGE_Q = 1e3
+
 
 @dataclass(frozen=True)
 class Histories:
@@ -134,6 +137,15 @@ def _thin_data_reason(
 
 def _fit_reason(fit: ClvFit, name: str) -> str | None:
     """Why a finished fit cannot be used (None when it can)."""
+    if not fit.converged and fit.model == "gamma_gamma" and fit.estimates is not None:
+        q, v = fit.estimates[1], fit.estimates[2]
+        if q > SPEND_RIDGE_Q:
+            return (
+                f"the Gamma-Gamma fit did not converge: the likelihood keeps rising as q and v "
+                f"grow together (stopped at q = {q:.3g}, v = {v:.3g}): customers' mean "
+                "purchase values differ no more than one customer's purchases do, a limit the "
+                f"model only approaches ({fit.message})"
+            )
     if not fit.converged or fit.estimates is None:
         return f"the {name} fit did not converge: {fit.message}"
     if fit.model == "gamma_gamma" and fit.gamma_gamma.q <= 1:
