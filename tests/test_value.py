@@ -135,6 +135,7 @@ def test_customer_values_are_the_models_on_the_stored_parameters(
     )
     np.testing.assert_allclose(values["expected_order_value"], order_value, rtol=1e-10)
     discounted = discounted_expected_purchases(purchases, DAYS_PER_WEEK, 365, 0.10, x, t_x, t)
+    np.testing.assert_allclose(values["discounted_purchases"], discounted, rtol=1e-10)
     np.testing.assert_allclose(values["predicted_clv"], order_value * discounted, rtol=1e-10)
     # Discounting at 10% a year takes a few percent off a year's purchases.
     ratio = discounted.sum() / values["expected_purchases"].sum()

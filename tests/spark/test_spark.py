@@ -286,8 +286,9 @@ def test_customer_values_equal_duckdb(
     spark: object, spark_build: dict[str, int], bundled_build: DbtRun
 ) -> None:
     query = (
-        "select customer_id, p_alive, expected_purchases, expected_order_value, predicted_clv, "
-        "null_reason from {}.customer_value order by customer_id"
+        "select customer_id, p_alive, expected_purchases, discounted_purchases,"
+        " expected_order_value, predicted_clv, null_reason"
+        " from {}.customer_value order by customer_id"
     )
     on_spark, on_duckdb = both_engines(spark, bundled_build, query)
     assert len(on_duckdb) == 4_334

@@ -209,6 +209,7 @@ class CustomerValues:
 
     p_alive: np.ndarray
     expected_purchases: np.ndarray
+    discounted_purchases: np.ndarray
     expected_order_value: np.ndarray
     predicted_clv: np.ndarray
 
@@ -285,19 +286,19 @@ def customer_values(
     n = len(histories.x)
     missing = np.full(n, np.nan)
     if purchases is None:
-        return CustomerValues(missing, missing, missing, missing)
+        return CustomerValues(missing, missing, missing, missing, missing)
     (x, t_x, t), inverse = _distinct(histories.x, histories.t_x, histories.t)
     values = purchase_values(
         purchases, x, t_x, t, days_per_unit, horizon_days, annual_discount_rate,
-        discounted=spend is not None,
+        discounted=True,
     )  # fmt: skip
     p_alive, expected = values.p_alive[inverse], values.expected_purchases[inverse]
-    if spend is None or values.discounted_purchases is None:
-        return CustomerValues(p_alive, expected, missing, missing)
+    assert values.discounted_purchases is not None
+    discounted = values.discounted_purchases[inverse]
+    if spend is None:
+        return CustomerValues(p_alive, expected, discounted, missing, missing)
     order_values = expected_order_values(spend, histories)
-    return CustomerValues(
-        p_alive, expected, order_values, order_values * values.discounted_purchases[inverse]
-    )
+    return CustomerValues(p_alive, expected, discounted, order_values, order_values * discounted)
 
 
 def holdout_predictions(

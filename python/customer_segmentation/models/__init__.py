@@ -361,6 +361,7 @@ def clv_predictions(histories: Relation, parameters: Relation, config: ClvConfig
             "customer_id": table["customer_id"],
             "p_alive": pa.array(values.p_alive, from_pandas=True),
             "expected_purchases": pa.array(values.expected_purchases, from_pandas=True),
+            "discounted_purchases": pa.array(values.discounted_purchases, from_pandas=True),
             "expected_order_value": pa.array(values.expected_order_value, from_pandas=True),
             "predicted_clv": pa.array(values.predicted_clv, from_pandas=True),
         }

@@ -490,21 +490,24 @@ def clv_predictions(histories: DataFrame, parameters: DataFrame, config: ClvConf
     from pyspark.sql import functions as sf
 
     purchases, spend = fitted_parameters(parameters.toArrow(), "snapshot")
-    columns = ("p_alive", "expected_purchases", "expected_order_value", "predicted_clv")
+    columns = (
+        "p_alive", "expected_purchases", "discounted_purchases", "expected_order_value",
+        "predicted_clv",
+    )  # fmt: skip
     if purchases is None:
         return histories.select(KEY, *[_null_double().alias(c) for c in columns])
     x, t_x, t = _distinct_triples(histories)
     with stage("clv_predictions", f"values of {len(x)} distinct (x, t_x, T) (Spark)"):
         values = purchase_values(
             purchases, x, t_x, t, config.days_per_unit, config.horizon_days,
-            config.annual_discount_rate, discounted=spend is not None,
+            config.annual_discount_rate, discounted=True,
         )  # fmt: skip
+    assert values.discounted_purchases is not None
     table = {"_x": x, "_t_x": t_x, "_t": t, "p_alive": _doubles(values.p_alive),
-             "expected_purchases": _doubles(values.expected_purchases)}  # fmt: skip
-    if values.discounted_purchases is not None:
-        table["_discounted"] = _doubles(values.discounted_purchases)
+             "expected_purchases": _doubles(values.expected_purchases),
+             "discounted_purchases": _doubles(values.discounted_purchases)}  # fmt: skip
     joined = _by_triple(histories, pa.table(table))
-    if spend is None or values.discounted_purchases is None:
+    if spend is None:
         order_value = _null_double()
         clv = _null_double()
     else:
@@ -517,11 +520,12 @@ def clv_predictions(histories: DataFrame, parameters: DataFrame, config: ClvConf
             sf.when(rows, sf.col("repeat_mean_value").cast("double")).otherwise(sf.lit(0.0)),
         )
         order_value = sf.when(sf.col("net_value") > 0, value).otherwise(sf.lit(0.0))
-        clv = order_value * sf.col("_discounted")
+        clv = order_value * sf.col("discounted_purchases")
     return joined.select(
         KEY,
         "p_alive",
         "expected_purchases",
+        "discounted_purchases",
         order_value.alias("expected_order_value"),
         clv.alias("predicted_clv"),
     )
