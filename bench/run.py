@@ -41,7 +41,6 @@ FEATURE_MODELS = (
 FINAL_FIT_MODELS = ("cluster_centroids", "customer_clusters")
 # The lifetime-value stage: SQL statistics, both fits, per-customer values, validation.
 CLV_MODELS = (
-    "int_purchase_days_aggregated",
     "customer_purchase_histories",
     "clv_calibration_histories",
     "clv_model_parameters",
@@ -153,6 +152,11 @@ def run_project(data: Path, work: Path, extra_vars: dict[str, object]) -> dict[s
         "kmeans_sweep": float(sweep.group(1)) if sweep else None,
         "final_fits": sum(seconds.get(m, 0.0) for m in FINAL_FIT_MODELS),
         "clv": sum(seconds.get(m, 0.0) for m in CLV_MODELS),
+        "clv_nodes": sum(
+            sum((_iso(t["completed_at"]) - _iso(t["started_at"])) for t in node["timing"])
+            for node in nodes
+            if _is_clv_node(node)
+        ),
     }
     result["model_seconds"] = seconds
     result["node_seconds"] = sum(end - start for start, end in spans)
@@ -170,6 +174,19 @@ def run_project(data: Path, work: Path, extra_vars: dict[str, object]) -> dict[s
     result["k"] = max(labels)
     result["ari"] = adjusted_rand(data.with_name("planted_groups.parquet"), list(ids), list(labels))
     return result
+
+
+def _is_clv_node(node: dict) -> bool:
+    """A CLV model, or a test of one (its unique id names the model, or its dependencies do)."""
+    name = node["unique_id"].split(".")[-1]
+    if node["unique_id"].startswith("model."):
+        return name in CLV_MODELS
+    if node["unique_id"].startswith("test."):
+        return any(model in node["unique_id"] for model in CLV_MODELS) or any(
+            word in node["unique_id"] for word in ("p_alive_matches", "clv_models_not_fitted",
+                                                   "frequency_correlated")
+        )  # fmt: skip
+    return False
 
 
 def _iso(value: str) -> float:
@@ -219,8 +236,13 @@ def bare_scan(data: Path) -> dict[str, object]:
     return {"wall_s": time.perf_counter() - started}
 
 
-def bench_size(customers: int, seed: int, work_root: Path) -> SizeResult:
-    """Generate (or reuse) the data for one size and run everything on it."""
+RUNS = ("project", "project_k5", "reference_a_notebook", "reference_b_best", "bare_scan")
+
+
+def bench_size(
+    customers: int, seed: int, work_root: Path, runs: tuple[str, ...] = RUNS
+) -> SizeResult:
+    """Generate (or reuse) the data for one size and run everything (or ``runs``) on it."""
     from bench.generate import generate
 
     work = work_root / str(customers)
@@ -239,6 +261,8 @@ def bench_size(customers: int, seed: int, work_root: Path) -> SizeResult:
         ("reference_b_best", lambda: run_reference("best", data, work)),
         ("bare_scan", lambda: bare_scan(data)),
     ]:
+        if name not in runs:
+            continue
         result.runs[name] = run()
         print(f"   {name}: {result.runs[name].get('wall_s', 0):.1f} s", flush=True)
     return result
@@ -256,9 +280,9 @@ def targets(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
     checks: list[tuple[str, str, bool | None]] = []
     for r in results:
         project, best, notebook = (
-            r.runs["project"],
-            r.runs["reference_b_best"],
-            r.runs["reference_a_notebook"],
+            r.runs.get("project", {}),
+            r.runs.get("reference_b_best", {}),
+            r.runs.get("reference_a_notebook", {}),
         )
         p_stages, b_stages = project.get("stages", {}), best.get("stages", {})
         if r.customers >= 200_000:
@@ -276,15 +300,26 @@ def targets(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
             (f"{r.customers:,}: peak memory <= 1.5x reference B", _fmt(ratio), _le(ratio, 1.5))
         )
         if p_stages.get("clv") is not None:
-            share = _ratio(p_stages.get("clv"), project.get("wall_s"))
+            # Two dbt threads: the CLV nodes' seconds against all nodes' seconds is their share
+            # of the build's work; against the wall time it counts their overlap twice.
+            share = _ratio(p_stages.get("clv_nodes"), project.get("node_seconds"))
             checks.append(
                 (
-                    f"{r.customers:,}: CLV stage (sum of its models) < 10% of the build",
+                    f"{r.customers:,}: CLV stage (its models and tests) < 10% of the build's "
+                    "node time",
                     _fmt(None if share is None else 100 * share, "%"),
                     None if share is None else share < 0.10,
                 )
             )
-        ratio = _ratio(p_stages.get("features"), r.runs["bare_scan"].get("wall_s"))
+            share = _ratio(p_stages.get("clv"), project.get("wall_s"))
+            checks.append(
+                (
+                    f"{r.customers:,}: CLV models' seconds < 10% of the build's wall time",
+                    _fmt(None if share is None else 100 * share, "%"),
+                    None if share is None else share < 0.10,
+                )
+            )
+        ratio = _ratio(p_stages.get("features"), r.runs.get("bare_scan", {}).get("wall_s"))
         checks.append(
             (f"{r.customers:,}: feature stage <= 3x bare scan", _fmt(ratio), _le(ratio, 3))
         )
@@ -408,8 +443,15 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="results.json files of earlier runs whose other sizes join the table",
     )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=RUNS,
+        default=list(RUNS),
+        help="only these runs (e.g. project: the default build alone)",
+    )
     args = parser.parse_args(argv)
-    results = [bench_size(n, args.seed, args.work) for n in args.sizes]
+    results = [bench_size(n, args.seed, args.work, tuple(args.runs)) for n in args.sizes]
     for earlier in args.merge:
         for size in json.loads(earlier.read_text())["sizes"]:
             if size["customers"] not in {r.customers for r in results}:

@@ -13,7 +13,13 @@ def fake(customers: int, project_wall: float, best_wall: float) -> SizeResult:
             "cpu_s": 1.0,
             "peak_mb": 900.0,
             "returncode": 0,
-            "stages": {"features": 2.0, "kmeans_sweep": 10.0, "final_fits": 1.0, "clv": 0.5},
+            "stages": {
+                "features": 2.0,
+                "kmeans_sweep": 10.0,
+                "final_fits": 1.0,
+                "clv": 0.5,
+                "clv_nodes": 0.3,
+            },
             "k": 4,
             "ari": 0.8,
             "model_seconds": {"cluster_model_selection": 3.0, "customer_features": 2.0},
@@ -73,7 +79,10 @@ def test_markdown_has_a_row_per_run_and_the_targets() -> None:
         "outside any node 1.5 s |"
     ) in text
     assert "| 20,000: whole build <= 2x reference B | 1.67x | yes |" in text
-    assert "| 20,000: CLV stage (sum of its models) < 10% of the build | 5.00% | yes |" in text
+    assert (
+        "| 20,000: CLV stage (its models and tests) < 10% of the build's node time | 5.00% | yes |"
+    ) in text
+    assert "| 20,000: CLV models' seconds < 10% of the build's wall time | 5.00% | yes |" in text
 
 
 def test_measure_reports_time_cpu_and_peak_memory() -> None:

@@ -176,7 +176,7 @@ def test_validation_counts_the_holdout_purchases(bundled_build: DbtRun) -> None:
     assert run.scalar("select max(calibration_end) from clv_validation") == cutoff
     days = frame(
         run,
-        "select customer_id, purchase_date from int_purchase_days_aggregated",
+        "select distinct customer_id, order_date as purchase_date from int_orders_aggregated",
     )
     days["purchase_date"] = pd.to_datetime(days["purchase_date"])
     starts = days.groupby("customer_id")["purchase_date"].min()

@@ -5,16 +5,19 @@
     clv_time_unit, plus the values the spend model reads.
 
     as_of: the name of a relation or CTE with one row and a column as_of_date (date).
-    purchase_days: int_purchase_days_aggregated; returned_lines: the lines with
-    is_product_return. The caller imports them and passes their names, as for
-    customer_features_at.
+    orders: int_orders_aggregated; returned_lines: the lines with is_product_return. The
+    caller imports them and passes their names, as for customer_features_at.
+
+    A purchase is a day with at least one kept order: repeat purchases are counted in days, as
+    the BG/NBD literature does, so two invoices of one customer on the same day (a forgotten
+    item, a split basket) are one purchase and their values are summed.
 
     Returns are rarely tied to a purchase (Online Retail numbers cancellations on their own),
     so a customer's returns before the date are spread over their purchases in proportion to
     value: with monetary_basis net, each purchase counts at purchase_value x keep_ratio, where
     keep_ratio = net value / gross value (0 for a customer who returned everything).
 -#}
-{% macro purchase_histories_at(as_of, purchase_days, returned_lines) %}
+{% macro purchase_histories_at(as_of, orders, returned_lines) %}
     {%- set days_per_unit = clv_days_per_unit() -%}
     {#- In doubles: DuckDB divides decimals as doubles, Spark as decimals of 6 places. -#}
     {%- set keep_ratio -%}
@@ -29,14 +32,15 @@
     purchases_before as (
 
         select
-            purchase_days.customer_id,
-            purchase_days.purchase_date,
-            purchase_days.purchase_value,
-            as_of_dates.as_of_date
+            orders.customer_id,
+            orders.order_date as purchase_date,
+            max(as_of_dates.as_of_date) as as_of_date,
+            sum(orders.order_value) as purchase_value
 
-        from {{ purchase_days }} as purchase_days
+        from {{ orders }} as orders
         inner join {{ as_of }} as as_of_dates
-            on purchase_days.purchase_date < as_of_dates.as_of_date
+            on orders.order_date < as_of_dates.as_of_date
+        group by orders.customer_id, orders.order_date
 
     ),
 

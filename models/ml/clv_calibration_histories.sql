@@ -10,9 +10,9 @@ histories as (
 
 ),
 
-purchase_days as {{ not_materialized() }} (
+orders as {{ not_materialized() }} (
 
-    select * from {{ ref('int_purchase_days_aggregated') }}
+    select * from {{ ref('int_orders_aggregated') }}
 
 ),
 
@@ -55,23 +55,24 @@ cutoffs as (
 
 calibration as (
 
-    {{ purchase_histories_at('cutoffs', 'purchase_days', 'returned_lines') }}
+    {{ purchase_histories_at('cutoffs', 'orders', 'returned_lines') }}
 
 ),
 
+-- Purchases are days with an order, as in the histories.
 holdout_purchases as (
 
     select
-        purchase_days.customer_id,
-        count(*) as holdout_purchases,
-        sum(purchase_days.purchase_value) as holdout_gross_value
+        orders.customer_id,
+        count(distinct orders.order_date) as holdout_purchases,
+        sum(orders.order_value) as holdout_gross_value
 
-    from purchase_days
+    from orders
     inner join cutoffs
         on
-            purchase_days.purchase_date >= cutoffs.as_of_date
-            and purchase_days.purchase_date < cutoffs.holdout_end
-    group by purchase_days.customer_id
+            orders.order_date >= cutoffs.as_of_date
+            and orders.order_date < cutoffs.holdout_end
+    group by orders.customer_id
 
 ),
 

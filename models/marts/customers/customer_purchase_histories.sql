@@ -9,9 +9,9 @@ customer_features as (
 
 ),
 
-purchase_days as (
+orders as (
 
-    select * from {{ ref('int_purchase_days_aggregated') }}
+    select * from {{ ref('int_orders_aggregated') }}
 
 ),
 
@@ -31,7 +31,7 @@ snapshot_dates as (
 
 final as (
 
-    {{ purchase_histories_at('snapshot_dates', 'purchase_days', 'returned_lines') }}
+    {{ purchase_histories_at('snapshot_dates', 'orders', 'returned_lines') }}
 
 )
 
