@@ -215,14 +215,20 @@ class CustomerValues:
 
 
 def _distinct(*columns: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Distinct rows of the columns and each input row's index into them.
+    """Distinct rows of the columns (sorted) and each input row's index into them.
 
     Predictions depend on (x, t_x, T) only, and customers share triples (the more customers,
-    the more they share), so they are computed once per distinct triple.
+    the more they share), so they are computed once per distinct triple. A lexicographic sort
+    rather than ``np.unique(axis=0)``, which is many times slower on millions of rows.
     """
-    stacked = np.column_stack(columns)
-    distinct, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    return tuple(distinct[:, i] for i in range(distinct.shape[1])), inverse.ravel()
+    order = np.lexsort(columns[::-1])
+    ordered = [c[order] for c in columns]
+    starts = np.ones(len(order), dtype=bool)
+    if len(order):
+        starts[1:] = np.any([c[1:] != c[:-1] for c in ordered], axis=0)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return tuple(c[starts] for c in ordered), inverse
 
 
 def expected_order_values(spend: GammaGammaParameters, histories: Histories) -> np.ndarray:
