@@ -35,7 +35,7 @@ report: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest
 
-## test-fast: the inner loop: ruff and the tests that run no dbt (`-m "not dbt"`; under 30 s)
+## test-fast: the inner loop: ruff and the tests that run no dbt (`-m "not dbt"`; about 35 s, a third of it the lifetime-value integrals and simulations)
 test-fast: $(STAMP)
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
