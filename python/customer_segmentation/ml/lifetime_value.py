@@ -247,11 +247,11 @@ def expected_order_values(spend: GammaGammaParameters, histories: Histories) -> 
 
 @dataclass(frozen=True)
 class PurchaseValues:
-    """BG/NBD's values of rows of (x, t_x, T); None where not asked for."""
+    """BG/NBD's values of rows of (x, t_x, T)."""
 
     p_alive: np.ndarray
     expected_purchases: np.ndarray
-    discounted_purchases: np.ndarray | None
+    discounted_purchases: np.ndarray
 
 
 def purchase_values(
@@ -262,20 +262,15 @@ def purchase_values(
     days_per_unit: float,
     horizon_days: float,
     annual_discount_rate: float,
-    discounted: bool,
 ) -> PurchaseValues:
-    """P(alive), expected purchases over the horizon and (if ``discounted``) their discounted sum.
+    """P(alive), expected purchases over the horizon and their discounted sum.
 
     Row by row: callers pass distinct rows (customers share them) and index the result back.
     """
     p_alive = bgnbd_p_alive(purchases, x, t_x, t)
     expected = bgnbd_expected_purchases(purchases, horizon_days / days_per_unit, x, t_x, t)
-    discounted_purchases = (
-        discounted_expected_purchases(
-            purchases, days_per_unit, horizon_days, annual_discount_rate, x, t_x, t
-        )
-        if discounted
-        else None
+    discounted_purchases = discounted_expected_purchases(
+        purchases, days_per_unit, horizon_days, annual_discount_rate, x, t_x, t
     )
     return PurchaseValues(p_alive, expected, discounted_purchases)
 
@@ -295,11 +290,9 @@ def customer_values(
         return CustomerValues(missing, missing, missing, missing, missing)
     (x, t_x, t), inverse = _distinct(histories.x, histories.t_x, histories.t)
     values = purchase_values(
-        purchases, x, t_x, t, days_per_unit, horizon_days, annual_discount_rate,
-        discounted=True,
+        purchases, x, t_x, t, days_per_unit, horizon_days, annual_discount_rate
     )  # fmt: skip
     p_alive, expected = values.p_alive[inverse], values.expected_purchases[inverse]
-    assert values.discounted_purchases is not None
     discounted = values.discounted_purchases[inverse]
     if spend is None:
         return CustomerValues(p_alive, expected, discounted, missing, missing)

@@ -500,9 +500,8 @@ def clv_predictions(histories: DataFrame, parameters: DataFrame, config: ClvConf
     with stage("clv_predictions", f"values of {len(x)} distinct (x, t_x, T) (Spark)"):
         values = purchase_values(
             purchases, x, t_x, t, config.days_per_unit, config.horizon_days,
-            config.annual_discount_rate, discounted=True,
+            config.annual_discount_rate,
         )  # fmt: skip
-    assert values.discounted_purchases is not None
     table = {"_x": x, "_t_x": t_x, "_t": t, "p_alive": _doubles(values.p_alive),
              "expected_purchases": _doubles(values.expected_purchases),
              "discounted_purchases": _doubles(values.discounted_purchases)}  # fmt: skip
