@@ -44,14 +44,18 @@ compared as (
 
 ),
 
-by_bucket as (
+-- Per number of calibration purchases, and over all of them (rollup's subtotal without
+-- bucket_order: calibration_purchases 'all', bucket_order 8; the grand total left out).
+summaries as (
 
     select
         measure,
         case
-            when bucket_order = 7 then '7+' else cast(bucket_order as string)
+            when grouping(bucket_order) = 1 then 'all'
+            when bucket_order = 7 then '7+'
+            else cast(bucket_order as string)
         end as calibration_purchases,
-        bucket_order,
+        case when grouping(bucket_order) = 1 then 8 else bucket_order end as bucket_order,
         count(*) as customers,
         avg(predicted) as predicted_mean,
         avg(actual) as actual_mean,
@@ -61,26 +65,8 @@ by_bucket as (
         corr(predicted, actual) as correlation  -- noqa: RF04
 
     from compared
-    group by measure, bucket_order
-
-),
-
-overall as (
-
-    select
-        measure,
-        'all' as calibration_purchases,
-        8 as bucket_order,
-        count(*) as customers,
-        avg(predicted) as predicted_mean,
-        avg(actual) as actual_mean,
-        sum(predicted) as predicted_total,
-        sum(actual) as actual_total,
-        avg(abs(predicted - actual)) as mean_absolute_error,
-        corr(predicted, actual) as correlation  -- noqa: RF04
-
-    from compared
-    group by measure
+    group by rollup(measure, bucket_order)
+    having grouping(measure) = 0
 
 ),
 
@@ -93,14 +79,6 @@ periods as (
         max(time_unit) as time_unit
 
     from calibration
-
-),
-
-summaries as (
-
-    select * from by_bucket
-    union all
-    select * from overall
 
 ),
 
