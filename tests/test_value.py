@@ -228,3 +228,14 @@ def test_the_readme_states_the_validation_as_built(bundled_build: DbtRun) -> Non
         " ".join(readme.split())
     )
     assert f"correlation of {correlation:.2f}" in " ".join(readme.split())
+
+
+def test_the_readme_states_the_segment_values_as_built(bundled_build: DbtRun) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = bundled_build.query(
+        "select segment_name, n_customers, mean_p_alive, predicted_clv, share_of_predicted_clv,"
+        " share_of_revenue from segment_profiles order by cluster_id"
+    )
+    for name, n, p_alive, clv, share, revenue in rows:
+        line = f"| {name} | {n:,} | {p_alive:.3f} | {clv:,.0f} | {share:.0%} | {revenue:.0%} |"
+        assert line in readme, line
