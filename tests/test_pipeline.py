@@ -54,7 +54,8 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
     run("hierarchy_linkage", "customer_features_scaled", "hierarchy_leaves")
     ward = ("hierarchy_leaves", "hierarchy_linkage")
     run("candidate_silhouettes", "customer_features_scaled", "kmeans_candidates", *ward)
-    run("cluster_stability", "customer_features_scaled")
+    run("stability_refits", "customer_features_scaled")
+    run("cluster_stability", "stability_refits")
     run(
         "cluster_model_selection",
         "customer_features_scaled",
@@ -84,6 +85,8 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
         "customer_clusters",
         "cluster_model_selection",
     )
+    run("segment_rule_tree", "customer_features", "customer_clusters")
+    run("customer_rule_segments", "customer_features", "segment_rule_tree")
     return outputs
 
 
@@ -132,7 +135,8 @@ def test_shuffled_input_rows_give_identical_tables(outputs: dict[str, pa.Table])
     features = customer_features()
     shuffled = features.take(np.random.default_rng(4).permutation(features.num_rows))
     again = run_models(shuffled)
-    for name in ("scaler_parameters", "cluster_model_selection", "cluster_centroids"):
+    for name in ("scaler_parameters", "cluster_model_selection", "cluster_centroids",
+                 "stability_refits", "segment_rule_tree", "customer_rule_segments"):  # fmt: skip
         assert again[name].equals(outputs[name]), name
     assert again["customer_clusters"].equals(outputs["customer_clusters"])
 

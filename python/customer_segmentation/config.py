@@ -41,6 +41,10 @@ class ClusteringConfig:
     cluster_order_feature: str
     # Spark backend only: k is chosen on at most this many customers collected to the driver.
     spark_selection_sample_size: int = 200_000
+    # Segment rules: the decision tree's depth, and the fewest customers a rule covers (a
+    # count, or below 1 a share of the customers).
+    rule_max_depth: int = 3
+    rule_min_leaf_size: float = 0.01
 
     @property
     def order_feature_index(self) -> int:
@@ -179,7 +183,30 @@ def parse_config(values: Mapping[str, Any]) -> ClusteringConfig:
             if values.get("spark_selection_sample_size") is not None
             else ClusteringConfig.spark_selection_sample_size
         ),
+        rule_max_depth=(
+            _int(values, "rule_max_depth", 1)
+            if values.get("rule_max_depth") is not None
+            else ClusteringConfig.rule_max_depth
+        ),
+        rule_min_leaf_size=_min_leaf_size(values),
     )
+
+
+def _min_leaf_size(values: Mapping[str, Any]) -> float:
+    """Var rule_min_leaf_size: a share of the customers in (0, 1), or a whole count >= 1."""
+    value = values.get("rule_min_leaf_size")
+    if value is None:
+        return ClusteringConfig.rule_min_leaf_size
+    message = (
+        f"var rule_min_leaf_size: expected a share in (0, 1) or a whole number >= 1, got {value!r}"
+    )
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(message) from None
+    if isinstance(value, bool) or not (0 < number < 1 or (number >= 1 and number.is_integer())):
+        raise ConfigError(message)
+    return number
 
 
 TimeUnit = Literal["day", "week"]

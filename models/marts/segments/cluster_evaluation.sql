@@ -19,6 +19,18 @@ customer_segments as (
 
 ),
 
+segment_rule_tree as (
+
+    select * from {{ ref('segment_rule_tree') }}
+
+),
+
+segment_stability as (
+
+    select * from {{ ref('segment_stability') }}
+
+),
+
 kmeans_vs_hierarchical as (
 
     {{ partition_agreement('customer_segments', 'cluster_id', 'hierarchical_cluster_id') }}
@@ -44,7 +56,10 @@ model_metrics (metric, metric_description) as (
     ('ari_kmeans_vs_hierarchical', 'adjusted Rand index, k-means vs Ward clusters'),
     ('nmi_kmeans_vs_hierarchical', 'normalised mutual information, k-means vs Ward'),
     ('ari_kmeans_vs_rfm_segment', 'adjusted Rand index, k-means clusters vs RFM segments'),
-    ('nmi_kmeans_vs_rfm_segment', 'normalised mutual information, k-means vs RFM segments')
+    ('nmi_kmeans_vs_rfm_segment', 'normalised mutual information, k-means vs RFM segments'),
+    ('rule_fidelity', 'share of customers the rounded segment rules put in their own segment'),
+    ('rule_fidelity_unrounded', 'the same for the tree before its thresholds were rounded'),
+    ('rule_count', 'number of segment rules (leaves of the tree)')
 
 ),
 
@@ -54,6 +69,30 @@ silhouette_summary as (
         avg(silhouette) as silhouette,
         avg(cast(silhouette < 0 as double)) as share_negative_silhouette
     from silhouettes
+
+),
+
+rule_summary as (
+
+    select
+        avg(
+            cast(
+                coalesce(customer_segments.rule_cluster_id = customer_segments.cluster_id, false)
+                as double
+            )
+        ) as rule_fidelity
+
+    from customer_segments
+
+),
+
+rule_tree_summary as (
+
+    select
+        max(fidelity_unrounded) as rule_fidelity_unrounded,
+        count(*) as rule_count
+
+    from segment_rule_tree
 
 ),
 
@@ -75,6 +114,9 @@ model_values as (
                 then kmeans_vs_hierarchical.normalized_mutual_information
             when 'ari_kmeans_vs_rfm_segment' then kmeans_vs_rfm.adjusted_rand_index
             when 'nmi_kmeans_vs_rfm_segment' then kmeans_vs_rfm.normalized_mutual_information
+            when 'rule_fidelity' then rule_summary.rule_fidelity
+            when 'rule_fidelity_unrounded' then rule_tree_summary.rule_fidelity_unrounded
+            when 'rule_count' then cast(rule_tree_summary.rule_count as double)
         end as metric_value,
         model_metrics.metric_description
 
@@ -83,6 +125,8 @@ model_values as (
     cross join silhouette_summary
     cross join kmeans_vs_hierarchical
     cross join kmeans_vs_rfm
+    cross join rule_summary
+    cross join rule_tree_summary
 
 ),
 
@@ -106,6 +150,26 @@ per_cluster as (
             as metric_description
     from silhouettes
     group by cluster_id
+
+    union all
+
+    select
+        'rule_fidelity' as metric,
+        cluster_id,
+        avg(cast(coalesce(rule_cluster_id = cluster_id, false) as double)) as metric_value,
+        'share of the cluster''s customers its rules assign to it' as metric_description
+    from customer_segments
+    group by cluster_id
+
+    union all
+
+    select
+        'jaccard_stability' as metric,
+        cluster_id,
+        mean_jaccard as metric_value,
+        'mean Jaccard similarity with its best match in each bootstrap refit (clusterboot)'
+            as metric_description
+    from segment_stability
 
 ),
 

@@ -31,6 +31,12 @@ customer_value as (
 
 ),
 
+customer_rule_segments as (
+
+    select * from {{ ref('customer_rule_segments') }}
+
+),
+
 outlier_thresholds as (
 
     select
@@ -68,7 +74,9 @@ joined as (
         customer_value.p_alive,
         customer_value.churn_risk,
         customer_value.predicted_clv,
-        customer_value.value_tier
+        customer_value.value_tier,
+        customer_rule_segments.rule_id,
+        customer_rule_segments.rule_cluster_id
 
     from customer_features
     inner join rfm on customer_features.customer_id = rfm.customer_id
@@ -78,6 +86,8 @@ joined as (
     inner join outlier_thresholds
         on customer_clusters.cluster_id = outlier_thresholds.cluster_id
     inner join customer_value on customer_features.customer_id = customer_value.customer_id
+    inner join customer_rule_segments
+        on customer_features.customer_id = customer_rule_segments.customer_id
 
 ),
 
@@ -106,6 +116,8 @@ final as (
         churn_risk,
         predicted_clv,
         value_tier,
+        rule_id,
+        rule_cluster_id,
         case
             when net_monetary <= 0 then 'returned_everything'
             when return_rate > {{ var('audience_max_return_rate') }} then 'high_return_rate'

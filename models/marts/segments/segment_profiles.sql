@@ -24,6 +24,18 @@ segment_names as (
 
 ),
 
+segment_rules as (
+
+    select * from {{ ref('segment_rules') }}
+
+),
+
+segment_stability as (
+
+    select * from {{ ref('segment_stability') }}
+
+),
+
 sizes as (
 
     select
@@ -34,7 +46,8 @@ sizes as (
         avg(p_alive) as mean_p_alive,
         sum(predicted_clv) as predicted_clv,
         avg(predicted_clv) as mean_predicted_clv,
-        sum(churn_risk * monetary) as value_at_risk
+        sum(churn_risk * monetary) as value_at_risk,
+        avg(cast(coalesce(rule_cluster_id = cluster_id, false) as double)) as rule_fidelity
 
     from customer_segments
     group by cluster_id
@@ -93,6 +106,56 @@ dominant_rfm_segments as (
 
 ),
 
+-- The rule or two that cover most of the segment: its largest rule, and the next one too when
+-- the largest covers less than 80% of the segment.
+top_rules as (
+
+    select
+        cluster_id,
+        max(case when rank_in_segment = 1 then rule_text end) as first_text,
+        max(case when rank_in_segment = 2 then rule_text end) as second_text,
+        max(case when rank_in_segment = 1 then sql_predicate end) as first_sql,
+        max(case when rank_in_segment = 2 then sql_predicate end) as second_sql,
+        max(case when rank_in_segment = 1 then rule_recall end) as first_recall,
+        max(case when rank_in_segment = 2 then rule_recall end) as second_recall,
+        sum(case when rank_in_segment <= 2 then n_in_segment else 0 end) as two_in_segment,
+        sum(case when rank_in_segment <= 2 then n_customers else 0 end) as two_customers,
+        max(case when rank_in_segment = 1 then n_in_segment end) as first_in_segment,
+        max(case when rank_in_segment = 1 then n_customers end) as first_customers,
+        max(cast(assigns_segment as int)) = 1 as has_own_rule
+
+    from segment_rules
+    group by cluster_id
+
+),
+
+segment_rule_texts as (
+
+    select
+        cluster_id,
+        has_own_rule,
+        case
+            when second_text is null or first_recall >= 0.8 then first_text
+            else first_text || '; or ' || second_text
+        end as segment_rule,
+        case
+            when second_text is null or first_recall >= 0.8 then first_sql
+            else '(' || first_sql || ') or (' || second_sql || ')'
+        end as segment_rule_sql,
+        case
+            when second_text is null or first_recall >= 0.8 then first_recall
+            else first_recall + second_recall
+        end as segment_rule_recall,
+        case
+            when second_text is null or first_recall >= 0.8
+                then cast(first_in_segment as double) / nullif(first_customers, 0)
+            else cast(two_in_segment as double) / nullif(two_customers, 0)
+        end as segment_rule_precision
+
+    from top_rules
+
+),
+
 pivoted_features as (
 
     select
@@ -136,6 +199,14 @@ final as (
         sizes.mean_predicted_clv,
         sizes.predicted_clv / sum(sizes.predicted_clv) over () as share_of_predicted_clv,
         round(sizes.value_at_risk, 2) as value_at_risk,
+        segment_rule_texts.segment_rule,
+        segment_rule_texts.segment_rule_sql,
+        segment_rule_texts.segment_rule_recall,
+        segment_rule_texts.segment_rule_precision,
+        segment_rule_texts.has_own_rule,
+        sizes.rule_fidelity,
+        segment_stability.mean_jaccard as jaccard_stability,
+        coalesce(segment_stability.stability_band, 'not measured') as stability_band,
         top_countries.top_country,
         top_countries.top_country_customers / sizes.n_customers as top_country_share,
         dominant_rfm_segments.dominant_rfm_segment,
@@ -153,6 +224,8 @@ final as (
     inner join top_countries on sizes.cluster_id = top_countries.cluster_id
     inner join dominant_rfm_segments on sizes.cluster_id = dominant_rfm_segments.cluster_id
     inner join pivoted_features on sizes.cluster_id = pivoted_features.cluster_id
+    inner join segment_rule_texts on sizes.cluster_id = segment_rule_texts.cluster_id
+    left join segment_stability on sizes.cluster_id = segment_stability.cluster_id
 
 )
 

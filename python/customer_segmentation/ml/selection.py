@@ -30,9 +30,14 @@ from customer_segmentation.ml.kmeans import (
     fit_kmeans_sweep,
     nearest_centroid,
 )
-from customer_segmentation.ml.metrics import can_score_silhouette, partition_metrics, silhouettes
+from customer_segmentation.ml.metrics import (
+    can_score_silhouette,
+    mean_pairwise_ari,
+    partition_metrics,
+    silhouettes,
+)
 from customer_segmentation.ml.sampling import bootstrap_samples, sample_rows
-from customer_segmentation.ml.stability import kmeans_stability, ward_stability
+from customer_segmentation.ml.stability import kmeans_refits, ward_refits
 from customer_segmentation.ml.ward import WardTree, fit_ward, numbered_cuts
 from customer_segmentation.timing import stage
 
@@ -186,29 +191,29 @@ def candidate_silhouettes(
     return dict(zip(scored, values, strict=True))
 
 
-def stability_by_candidate(
+def refits_by_candidate(
     matrix: np.ndarray,
     ks: Sequence[int],
     config: ClusteringConfig,
-    model_name: str = "cluster_stability",
-) -> dict[tuple[str, int], float]:
-    """Bootstrap stability of k-means and Ward at every k (mean pairwise ARI of the refits).
+    model_name: str = "stability_refits",
+) -> dict[tuple[str, int], list[np.ndarray]]:
+    """k-means and Ward refitted on bootstrap samples at every k, labelling the evaluation rows.
 
-    Refits on bootstrap samples, compared on the evaluation sample; needs neither the
-    candidates nor the tree, so a build runs it beside them.
+    Each value holds one 0-based labeling of the evaluation sample per refit. Needs neither
+    the candidates nor the tree, so a build runs it beside them.
     """
     evaluation = evaluation_sample(len(matrix), config)
     bootstraps = bootstrap_samples(
         len(matrix), config.stability_sample_size, config.stability_runs, config.random_state
     )
-    stability: dict[tuple[str, int], float] = {}
-    with stage(model_name, f"k-means stability ({config.stability_runs} bootstrap refits per k)"):
-        by_k = kmeans_stability(
+    refits: dict[tuple[str, int], list[np.ndarray]] = {}
+    with stage(model_name, f"k-means refits ({config.stability_runs} bootstrap samples per k)"):
+        by_k = kmeans_refits(
             matrix, ks, bootstraps, evaluation, config.random_state, config.kmeans_n_init
         )
-        stability.update({("kmeans", k): value for k, value in by_k.items()})
-    with stage(model_name, f"Ward stability ({config.stability_runs} bootstrap refits)"):
-        by_k = ward_stability(
+        refits.update({("kmeans", k): labelings for k, labelings in by_k.items()})
+    with stage(model_name, f"Ward refits ({config.stability_runs} bootstrap samples)"):
+        by_k = ward_refits(
             matrix,
             ks,
             bootstraps,
@@ -217,8 +222,25 @@ def stability_by_candidate(
             config.ward_micro_clusters,
             config.random_state,
         )
-        stability.update({("hierarchical", k): value for k, value in by_k.items()})
-    return stability
+        refits.update({("hierarchical", k): labelings for k, labelings in by_k.items()})
+    return refits
+
+
+def stability_from_refits(
+    refits: Mapping[tuple[str, int], Sequence[np.ndarray]],
+) -> dict[tuple[str, int], float]:
+    """The stability of each (algorithm, k): the mean pairwise ARI of its refits."""
+    return {key: mean_pairwise_ari(labelings) for key, labelings in refits.items()}
+
+
+def stability_by_candidate(
+    matrix: np.ndarray,
+    ks: Sequence[int],
+    config: ClusteringConfig,
+    model_name: str = "cluster_stability",
+) -> dict[tuple[str, int], float]:
+    """Bootstrap stability of k-means and Ward at every k (mean pairwise ARI of the refits)."""
+    return stability_from_refits(refits_by_candidate(matrix, ks, config, model_name))
 
 
 def selection_rows(

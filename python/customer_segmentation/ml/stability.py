@@ -1,4 +1,11 @@
-"""Stability of a clustering: mean pairwise ARI of refits on bootstrap samples."""
+"""Stability of a clustering, from refits on bootstrap samples compared on one fixed sample.
+
+Of a whole clustering: the mean pairwise adjusted Rand index of the refits. Of each cluster:
+Hennig's (2007) clusterboot measure, the mean over refits of the Jaccard similarity between the
+cluster and its most similar cluster in the refit (the refits are compared on the evaluation
+sample rather than on each bootstrap sample's own rows, so every refit is read on the same
+customers).
+"""
 
 from __future__ import annotations
 
@@ -14,22 +21,48 @@ from customer_segmentation.ml.metrics import mean_pairwise_ari
 from customer_segmentation.ml.parallel import map_single_threaded
 from customer_segmentation.ml.ward import fit_ward
 
+Refits = dict[int, list[np.ndarray]]  # per k, each refit's 0-based labels of the evaluation rows
 
-def _kmeans_stability(
+
+def _kmeans_refits(
     matrix: np.ndarray,
     k: int,
     bootstraps: Sequence[np.ndarray],
     evaluation: np.ndarray,
     random_state: int,
     n_init: int,
-) -> float:
-    """Mean pairwise ARI at one k; the caller silences ConvergenceWarning."""
+) -> list[np.ndarray]:
+    """The refits' labels at one k; the caller silences ConvergenceWarning."""
     labelings = []
     for run, rows in enumerate(bootstraps):
         model = KMeans(n_clusters=k, n_init=n_init, random_state=random_state + run + 1)
         model.fit(matrix[rows])
         labelings.append(model.predict(matrix[evaluation]))
-    return mean_pairwise_ari(labelings)
+    return labelings
+
+
+def kmeans_refits(
+    matrix: np.ndarray,
+    ks: Sequence[int],
+    bootstraps: Sequence[np.ndarray],
+    evaluation: np.ndarray,
+    random_state: int,
+    n_init: int,
+) -> Refits:
+    """For each k, k-means refitted on every bootstrap sample, labelling the evaluation rows.
+
+    The k are refitted several at once (see ``map_single_threaded``).
+    """
+    # Here rather than in each thread: catch_warnings swaps a process-wide filter list, and
+    # threads entering and leaving it out of order could leave the filter set for good.
+    with warnings.catch_warnings():
+        # Bootstrap samples repeat rows by design; a small one may hold fewer than k points.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        values = map_single_threaded(
+            lambda k: _kmeans_refits(matrix, k, bootstraps, evaluation, random_state, n_init),
+            list(ks),
+        )
+    return dict(zip(ks, values, strict=True))
 
 
 def kmeans_stability(
@@ -40,23 +73,12 @@ def kmeans_stability(
     random_state: int,
     n_init: int,
 ) -> dict[int, float]:
-    """For each k, mean pairwise ARI of k-means refitted on bootstrap samples, on one sample.
-
-    The k are refitted several at once (see ``map_single_threaded``).
-    """
-    # Here rather than in each thread: catch_warnings swaps a process-wide filter list, and
-    # threads entering and leaving it out of order could leave the filter set for good.
-    with warnings.catch_warnings():
-        # Bootstrap samples repeat rows by design; a small one may hold fewer than k points.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        values = map_single_threaded(
-            lambda k: _kmeans_stability(matrix, k, bootstraps, evaluation, random_state, n_init),
-            list(ks),
-        )
-    return dict(zip(ks, values, strict=True))
+    """For each k, mean pairwise ARI of k-means refitted on bootstrap samples, on one sample."""
+    refits = kmeans_refits(matrix, ks, bootstraps, evaluation, random_state, n_init)
+    return {k: mean_pairwise_ari(labelings) for k, labelings in refits.items()}
 
 
-def ward_stability(
+def ward_refits(
     matrix: np.ndarray,
     ks: Sequence[int],
     bootstraps: Sequence[np.ndarray],
@@ -64,8 +86,8 @@ def ward_stability(
     exact_max_rows: int,
     n_micro_clusters: int,
     random_state: int,
-) -> dict[int, float]:
-    """Mean pairwise ARI of Ward refitted on bootstrap samples, for each k.
+) -> Refits:
+    """For each k, Ward refitted on every bootstrap sample, labelling the evaluation rows.
 
     Each refit's clusters are extended to the evaluation rows by nearest cluster mean.
     """
@@ -76,4 +98,27 @@ def ward_stability(
         for k, labels in tree.labels_for(ks).items():
             means = cluster_means(sample, labels, k)
             per_k[k].append(nearest_centroid(matrix[evaluation], means)[0])
-    return {k: mean_pairwise_ari(labelings) for k, labelings in per_k.items()}
+    return per_k
+
+
+def cluster_jaccard(reference: np.ndarray, refit: np.ndarray) -> dict[int, float]:
+    """For each cluster of ``reference``, its Jaccard similarity with its best match in ``refit``.
+
+    Jaccard of two sets of rows: |A and B| / |A or B|; the best match is the refit cluster with
+    the highest value (Hennig 2007).
+    """
+    similarity = {}
+    for cluster in np.unique(reference):
+        members = reference == cluster
+        best = 0.0
+        for other in np.unique(refit[members]):  # a cluster sharing no row scores 0
+            matched = refit == other
+            best = max(best, np.sum(members & matched) / np.sum(members | matched))
+        similarity[int(cluster)] = float(best)
+    return similarity
+
+
+def mean_cluster_jaccard(reference: np.ndarray, refits: Sequence[np.ndarray]) -> dict[int, float]:
+    """Each reference cluster's mean Jaccard similarity with its best match over the refits."""
+    per_refit = [cluster_jaccard(reference, refit) for refit in refits]
+    return {c: float(np.mean([values[c] for values in per_refit])) for c in per_refit[0]}

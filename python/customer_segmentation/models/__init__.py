@@ -6,9 +6,10 @@ another needs is a table between them, so the DAG dbt shows is what depends on w
 
     customer_features_scaled -> kmeans_candidates ------------------+
                              -> hierarchy_leaves -> hierarchy_linkage +-> candidate_silhouettes
-                             -> cluster_stability --------------------+-> cluster_model_selection
+                             -> stability_refits -> cluster_stability +-> cluster_model_selection
     cluster_model_selection + kmeans_candidates -> cluster_centroids -> customer_clusters
     candidate_silhouettes + customer_clusters -> customer_silhouettes
+    customer_features + customer_clusters -> segment_rule_tree -> customer_rule_segments
 
     customer_purchase_histories + clv_calibration_histories -> clv_model_parameters
     clv_model_parameters + customer_purchase_histories -> clv_predictions
@@ -32,6 +33,7 @@ from customer_segmentation.ml.lifetime_value import (
     holdout_predictions,
 )
 from customer_segmentation.ml.projection import pca_coordinates
+from customer_segmentation.ml.rules import RuleSet, assign_rules, fit_rules
 from customer_segmentation.ml.scaling import (
     fit_scaler,
     invert_scaling,
@@ -42,8 +44,9 @@ from customer_segmentation.ml.selection import (
     evaluated_range,
     evaluation_sample,
     fit_candidates,
+    refits_by_candidate,
     selection_rows,
-    stability_by_candidate,
+    stability_from_refits,
 )
 from customer_segmentation.ml.selection import (
     candidate_silhouettes as silhouettes_of_candidates,
@@ -68,6 +71,10 @@ from customer_segmentation.models.tables import (
     mean_by_candidate,
     parameters_from_table,
     parameters_table,
+    refits_from_table,
+    refits_table,
+    rules_from_table,
+    rules_table,
     silhouettes_table,
     stability_from_table,
     stability_table,
@@ -96,11 +103,14 @@ __all__ = [
     "clv_model_parameters",
     "clv_predictions",
     "customer_clusters",
+    "customer_rule_segments",
     "customer_silhouettes",
     "hierarchy_leaves",
     "hierarchy_linkage",
     "kmeans_candidates",
     "scaler_parameters",
+    "segment_rule_tree",
+    "stability_refits",
 ]
 
 
@@ -196,12 +206,28 @@ def candidate_silhouettes(
 
 
 @dbt_model
-def cluster_stability(scaled: Relation, config: ClusteringConfig) -> pa.Table:
-    """Model cluster_stability: bootstrap stability of k-means and Ward at every evaluated k."""
-    _, matrix = read_matrix(scaled, config.clustering_features)
+def stability_refits(scaled: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model stability_refits: k-means and Ward refitted on bootstrap samples, at every k.
+
+    Each refit labels the evaluation sample; cluster_stability and segment_stability read them.
+    """
+    ids, matrix = read_matrix(scaled, config.clustering_features)
     ks = evaluated_range(config, len(matrix))
-    stability = stability_by_candidate(matrix, ks, config)
+    refits = refits_by_candidate(matrix, ks, config)
     size = min(len(matrix), config.stability_sample_size)
+    return refits_table(ids[evaluation_sample(len(ids), config)], refits, size)
+
+
+@dbt_model
+def cluster_stability(refits: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model cluster_stability: the stability of k-means and Ward at every evaluated k.
+
+    The mean pairwise adjusted Rand index of the refits in stability_refits.
+    """
+    table = refits.to_arrow_table()
+    size = int(table["bootstrap_size"][0].as_py()) if table.num_rows else 0
+    with stage("cluster_stability", "mean pairwise ARI of the refits"):
+        stability = stability_from_refits(refits_from_table(table))
     return stability_table(stability, config.stability_runs, size)
 
 
@@ -317,6 +343,70 @@ def customer_silhouettes(
             f"selected k={k}"
         )
     return table
+
+
+def _fit_features(
+    features: Relation, clusters: Relation, config: ClusteringConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clustering features in their own units and each customer's cluster, by customer id.
+
+    Raises:
+        ModelError: customer_features and customer_clusters hold different customers.
+
+    """
+    ids, matrix = read_matrix(features, config.clustering_features)
+    table = clusters.order("customer_id").to_arrow_table()
+    if not np.array_equal(table["customer_id"].to_numpy(), ids):
+        raise ModelError("customer_features and customer_clusters hold different customers")
+    return matrix, table["cluster_id"].to_numpy()
+
+
+def learn_rules(matrix: np.ndarray, clusters: np.ndarray, config: ClusteringConfig) -> RuleSet:
+    """The segment rules of ``clusters``, with the rule settings of ``config``."""
+    with stage("segment_rule_tree", f"decision tree of depth {config.rule_max_depth}"):
+        return fit_rules(
+            matrix,
+            config.clustering_features,
+            clusters,
+            config.rule_max_depth,
+            config.rule_min_leaf_size,
+            config.random_state,
+        )
+
+
+@dbt_model
+def segment_rule_tree(features: Relation, clusters: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model segment_rule_tree: the rules (tree leaves) that say each segment in words and SQL."""
+    matrix, labels = _fit_features(features, clusters, config)
+    rule_set = learn_rules(matrix, labels, config)
+    assigned = rule_set.assign(dict(zip(config.clustering_features, matrix.T, strict=True)))
+    return rules_table(rule_set, labels, assigned)
+
+
+@dbt_model
+def customer_rule_segments(
+    features: Relation, rules: Relation, config: ClusteringConfig
+) -> pa.Table:
+    """Model customer_rule_segments: the rule each customer meets and the segment it assigns.
+
+    The stored rules applied in Python; the macro segment_by_rules applies the same rules in
+    SQL, and a dbt test checks the two agree for every customer.
+    """
+    rule_list = rules_from_table(rules.to_arrow_table())
+    ids, matrix = read_matrix(features, config.clustering_features)
+    columns = dict(zip(config.clustering_features, matrix.T, strict=True))
+    with stage("customer_rule_segments", f"{len(rule_list)} rules on {len(ids)} customers"):
+        index = assign_rules(rule_list, columns)
+    none = index < 0
+    return pa.table(
+        {
+            "customer_id": ids,
+            "rule_id": pa.array(np.array([r.rule_id for r in rule_list])[index], mask=none),
+            "rule_cluster_id": pa.array(
+                np.array([r.cluster_id for r in rule_list])[index], mask=none
+            ),
+        }
+    )
 
 
 @dbt_model(parse=parse_clv_config)

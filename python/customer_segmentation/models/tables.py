@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from customer_segmentation.ml.rules import Rule, RuleSet, rule_from_json
 from customer_segmentation.ml.scaling import FeatureScaling
 from customer_segmentation.ml.selection import Candidate
 from customer_segmentation.ml.ward import WardTree
@@ -182,6 +183,103 @@ def parameters_from_table(table: pa.Table) -> list[FeatureScaling]:
     """Read parameters back from the ``scaler_parameters`` table, in feature order."""
     rows = sorted(table.to_pylist(), key=lambda row: row["feature_order"])
     return [FeatureScaling(**row) for row in rows]
+
+
+def refits_table(
+    ids: np.ndarray, refits: Mapping[tuple[str, int], Sequence[np.ndarray]], size: int
+) -> pa.Table:
+    """``stability_refits``: each refit's cluster of each evaluation customer (ids, in order).
+
+    One row per (algorithm, k, run, customer); ``refit_cluster_id`` is 1-based, numbered as the
+    refit came out (the numbers of two refits do not correspond).
+    """
+    keys = sorted(refits)
+    parts = [
+        (algorithm, k, run, labels)
+        for algorithm, k in keys
+        for run, labels in enumerate(refits[algorithm, k], start=1)
+    ]
+    n = len(ids)
+    if not parts:
+        return pa.table(
+            {
+                "algorithm": pa.array([], pa.string()),
+                "k": pa.array([], pa.int64()),
+                "run": pa.array([], pa.int64()),
+                "customer_id": pa.array(ids[:0]),
+                "refit_cluster_id": pa.array([], pa.int64()),
+                "bootstrap_size": pa.array([], pa.int64()),
+            }
+        )
+    return pa.table(
+        {
+            "algorithm": pa.array(np.repeat([a for a, _, _, _ in parts], n)),
+            "k": np.repeat(np.array([k for _, k, _, _ in parts], dtype=np.int64), n),
+            "run": np.repeat(np.array([r for _, _, r, _ in parts], dtype=np.int64), n),
+            "customer_id": pa.array(np.tile(ids, len(parts))),
+            "refit_cluster_id": np.concatenate([labels for *_, labels in parts]).astype(np.int64)
+            + 1,
+            "bootstrap_size": np.full(n * len(parts), size, dtype=np.int64),
+        }
+    )
+
+
+def refits_from_table(table: pa.Table) -> dict[tuple[str, int], list[np.ndarray]]:
+    """The refits back from ``stability_refits``: per (algorithm, k), each run's 0-based labels.
+
+    Each run's labels are ordered by customer id, so every refit reads the same customers.
+    """
+    runs = table.group_by(["algorithm", "k", "run"]).aggregate([])
+    runs = runs.sort_by([("algorithm", "ascending"), ("k", "ascending"), ("run", "ascending")])
+    refits: dict[tuple[str, int], list[np.ndarray]] = {}
+    for key in runs.to_pylist():
+        mask = pc.and_(
+            pc.and_(pc.equal(table["algorithm"], key["algorithm"]), pc.equal(table["k"], key["k"])),
+            pc.equal(table["run"], key["run"]),
+        )
+        labels = table.filter(mask).sort_by("customer_id")["refit_cluster_id"].to_numpy() - 1
+        refits.setdefault((key["algorithm"], int(key["k"])), []).append(labels)
+    return refits
+
+
+def rules_table(rule_set: RuleSet, clusters: np.ndarray, assigned: np.ndarray) -> pa.Table:
+    """``segment_rule_tree``: one row per rule (leaf), with how it did on the fit customers.
+
+    ``assigned`` holds each fit customer's rule (0-based, as ``RuleSet.assign``) and
+    ``clusters`` their cluster ids.
+    """
+    rules = rule_set.rules
+    covered = np.bincount(assigned[assigned >= 0], minlength=len(rules))
+    rule_clusters = np.array([rule.cluster_id for rule in rules])
+    hit = (assigned >= 0) & (rule_clusters[np.maximum(assigned, 0)] == clusters)
+    matched = np.bincount(assigned[hit], minlength=len(rules))
+    n_rules = len(rules)
+    return pa.table(
+        {
+            "rule_id": np.array([rule.rule_id for rule in rules], dtype=np.int64),
+            "cluster_id": rule_clusters.astype(np.int64),
+            "sql_predicate": [rule.sql() for rule in rules],
+            "rule_text": [rule.words() for rule in rules],
+            "conditions": [rule.conditions_json() for rule in rules],
+            "n_conditions": np.array([len(rule.conditions) for rule in rules], dtype=np.int64),
+            "n_fit_customers": covered.astype(np.int64),
+            "n_fit_matching": matched.astype(np.int64),
+            "fit_customers": np.full(n_rules, rule_set.n_fit_customers, dtype=np.int64),
+            "fidelity_unrounded": np.full(n_rules, rule_set.fidelity_unrounded),
+            "max_depth": np.full(n_rules, rule_set.max_depth, dtype=np.int64),
+            "min_leaf_customers": np.full(n_rules, rule_set.min_leaf_customers, dtype=np.int64),
+        }
+    )
+
+
+def rules_from_table(table: pa.Table) -> list[Rule]:
+    """The rules back from ``segment_rule_tree``, in rule id order."""
+    rows = sorted(table.select(["rule_id", "cluster_id", "conditions"]).to_pylist(),
+                  key=lambda row: row["rule_id"])  # fmt: skip
+    return [
+        rule_from_json(int(row["rule_id"]), int(row["cluster_id"]), row["conditions"])
+        for row in rows
+    ]
 
 
 def stability_table(stability: Mapping[tuple[str, int], float], runs: int, size: int) -> pa.Table:

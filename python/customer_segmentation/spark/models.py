@@ -148,15 +148,63 @@ def candidate_silhouettes(
     return spark_table(scaled, silhouettes_table(ids[evaluation], every, labelings, values))
 
 
-def cluster_stability(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
-    """Model cluster_stability on Spark: the bootstrap refits on the seeded driver sample."""
-    from customer_segmentation.ml.selection import stability_by_candidate
-    from customer_segmentation.models.tables import stability_table
+def stability_refits(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
+    """Model stability_refits on Spark: the bootstrap refits on the seeded driver sample."""
+    from customer_segmentation.ml.selection import refits_by_candidate
+    from customer_segmentation.models.tables import refits_table
 
-    _, matrix = _selection_sample(scaled, config)
-    stability = stability_by_candidate(matrix, evaluated_range(config, len(matrix)), config)
+    ids, matrix = _selection_sample(scaled, config)
+    refits = refits_by_candidate(matrix, evaluated_range(config, len(matrix)), config)
     size = min(len(matrix), config.stability_sample_size)
-    return spark_table(scaled, stability_table(stability, config.stability_runs, size))
+    evaluation = evaluation_sample(len(ids), config)
+    return spark_table(scaled, refits_table(ids[evaluation], refits, size))
+
+
+def cluster_stability(refits: DataFrame, config: ClusteringConfig) -> DataFrame:
+    """Model cluster_stability on Spark: the mean pairwise ARI of the refits, on the driver."""
+    from customer_segmentation.ml.selection import stability_from_refits
+    from customer_segmentation.models.tables import refits_from_table, stability_table
+
+    table = refits.toArrow()
+    size = int(table["bootstrap_size"][0].as_py()) if table.num_rows else 0
+    stability = stability_from_refits(refits_from_table(table))
+    return spark_table(refits, stability_table(stability, config.stability_runs, size))
+
+
+def segment_rule_tree(
+    features: DataFrame, clusters: DataFrame, config: ClusteringConfig
+) -> DataFrame:
+    """Model segment_rule_tree on Spark: the tree fitted on the selection's driver sample."""
+    from customer_segmentation.models import learn_rules
+    from customer_segmentation.models.tables import rules_table
+
+    names = list(config.clustering_features)
+    joined = features.join(clusters.select(KEY, "cluster_id"), KEY)
+    _, sample = driver_sample(
+        joined, [*names, "cluster_id"], config.spark_selection_sample_size, config.random_state
+    )
+    matrix, labels = sample[:, :-1], sample[:, -1].astype(np.int64)
+    rule_set = learn_rules(matrix, labels, config)
+    assigned = rule_set.assign(dict(zip(names, matrix.T, strict=True)))
+    return spark_table(features, rules_table(rule_set, labels, assigned))
+
+
+def customer_rule_segments(
+    features: DataFrame, rules: DataFrame, config: ClusteringConfig
+) -> DataFrame:
+    """Model customer_rule_segments on Spark: the stored rules' SQL predicates, in Spark."""
+    from pyspark.sql import functions as sf
+
+    from customer_segmentation.models.tables import rules_from_table
+
+    rule_list = rules_from_table(rules.toArrow())
+    rule_id = " ".join(f"when {rule.sql()} then {rule.rule_id}" for rule in rule_list)
+    cluster = " ".join(f"when {rule.sql()} then {rule.cluster_id}" for rule in rule_list)
+    return features.select(
+        KEY,
+        sf.expr(f"case {rule_id} end").cast("long").alias("rule_id"),
+        sf.expr(f"case {cluster} end").cast("long").alias("rule_cluster_id"),
+    )
 
 
 def cluster_model_selection(
@@ -598,7 +646,8 @@ def run_ml_stage(
             "candidate_silhouettes",
             candidate_silhouettes(scaled, candidates, leaves, linkage, config),
         )
-        stability = write("cluster_stability", cluster_stability(scaled, config))
+        refits = write("stability_refits", stability_refits(scaled, config))
+        stability = write("cluster_stability", cluster_stability(refits, config))
         selection = write(
             "cluster_model_selection",
             cluster_model_selection(
@@ -616,6 +665,8 @@ def run_ml_stage(
             "customer_silhouettes",
             customer_silhouettes(scaled, silhouettes, clusters, selection, config),
         )
+        rules = write("segment_rule_tree", segment_rule_tree(features, clusters, config))
+        write("customer_rule_segments", customer_rule_segments(features, rules, config))
     finally:
         scaled.unpersist()
     histories = session.table(f"{schema}.customer_purchase_histories")

@@ -1,0 +1,112 @@
+"""Segment rules and per-segment stability on the bundled build, against independent counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.tree import DecisionTreeClassifier
+
+from conftest import DbtRun, run_dbt
+from customer_segmentation.ml.stability import mean_cluster_jaccard
+from customer_segmentation.spark.session import project_clustering_settings
+
+
+def frame(run: DbtRun, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(run.database), read_only=True) as con:
+        return con.sql(sql).df()
+
+
+def test_rule_coverage_precision_and_recall_are_counted_right(bundled_build: DbtRun) -> None:
+    customers = frame(bundled_build, "select cluster_id, rule_id from customer_segments")
+    rules = frame(bundled_build, "select * from segment_rules").set_index(["rule_id", "cluster_id"])
+    sizes = customers.groupby("cluster_id").size()
+    for (rule_id, cluster_id), row in rules.iterrows():
+        covered = customers[customers["rule_id"] == rule_id]
+        in_segment = int((covered["cluster_id"] == cluster_id).sum())
+        assert row["n_customers"] == len(covered)
+        assert row["n_in_segment"] == in_segment
+        assert np.isclose(row["rule_precision"], in_segment / len(covered))
+        assert np.isclose(row["rule_recall"], in_segment / sizes[cluster_id])
+    # Every segment has a row, and so a rule in segment_profiles; the rules that assign
+    # segments cover every customer once.
+    assert set(rules.index.get_level_values("cluster_id")) == set(sizes.index)
+    assigning = rules[rules["assigns_segment"]]
+    assert assigning.index.get_level_values("rule_id").is_unique
+    assert assigning["n_customers"].sum() == len(customers)
+    profiles = frame(bundled_build, "select * from segment_profiles")
+    assert profiles["segment_rule"].notna().all() and profiles["segment_rule_sql"].notna().all()
+    unassigned = profiles[~profiles["has_own_rule"]]
+    assert (unassigned["rule_fidelity"] == 0).all()
+
+
+def test_fidelity_is_the_share_the_rules_put_in_their_own_segment(bundled_build: DbtRun) -> None:
+    customers = frame(
+        bundled_build, "select customer_id, cluster_id, rule_cluster_id from customer_segments"
+    )
+    evaluation = frame(bundled_build, "select * from cluster_evaluation")
+    metric = evaluation.set_index(["metric", evaluation["cluster_id"].fillna(0)])["metric_value"]
+    agree = customers["cluster_id"] == customers["rule_cluster_id"]
+    assert np.isclose(metric["rule_fidelity", 0], agree.mean())
+    for cluster_id, share in agree.groupby(customers["cluster_id"]).mean().items():
+        assert np.isclose(metric["rule_fidelity", cluster_id], share)
+    # Before rounding: scikit-learn's tree fitted here on customer_features, independently.
+    settings = project_clustering_settings()
+    names = settings["clustering_features"]
+    features = frame(bundled_build, "select * from customer_features order by customer_id")
+    clusters = customers.set_index("customer_id").loc[features["customer_id"], "cluster_id"]
+    tree = DecisionTreeClassifier(
+        max_depth=int(settings["rule_max_depth"]),
+        min_samples_leaf=int(np.ceil(float(settings["rule_min_leaf_size"]) * len(features))),
+        random_state=int(settings["random_state"]),
+    ).fit(features[names].to_numpy(float), clusters.to_numpy())
+    unrounded = np.mean(tree.predict(features[names].to_numpy(float)) == clusters.to_numpy())
+    assert np.isclose(metric["rule_fidelity_unrounded", 0], unrounded)
+    # Rounding to typed values costs little here.
+    assert metric["rule_fidelity", 0] > unrounded - 0.02
+
+
+def test_segment_stability_is_hennigs_jaccard_of_the_stored_refits(bundled_build: DbtRun) -> None:
+    k = bundled_build.scalar("select k from selected_cluster_model")
+    refits = frame(
+        bundled_build,
+        f"select run, customer_id, refit_cluster_id from stability_refits "
+        f"where algorithm = 'kmeans' and k = {k} order by run, customer_id",
+    )
+    clusters = frame(bundled_build, "select customer_id, cluster_id from customer_clusters")
+    labelled = refits.merge(clusters, on="customer_id")
+    reference = labelled[labelled["run"] == 1]["cluster_id"].to_numpy()
+    runs = [group["refit_cluster_id"].to_numpy() for _, group in labelled.groupby("run")]
+    expected = mean_cluster_jaccard(reference, runs)
+    stored = frame(bundled_build, "select * from segment_stability").set_index("cluster_id")
+    assert sorted(stored.index) == sorted(expected)
+    for cluster_id, value in expected.items():
+        assert np.isclose(stored.loc[cluster_id, "mean_jaccard"], value, rtol=1e-12)
+    assert (stored["n_refits"] == int(project_clustering_settings()["stability_runs"])).all()
+    bands = frame(bundled_build, "select cluster_id, stability_band from segment_profiles")
+    assert bands.set_index("cluster_id")["stability_band"].to_dict() == (
+        stored["stability_band"].to_dict()
+    )
+
+
+def test_the_analysis_pastes_a_segments_rule_into_a_query(
+    bundled_build: DbtRun, tmp_path: Path
+) -> None:
+    run = bundled_build
+    predicate = run.scalar("select segment_rule_sql from segment_profiles where cluster_id = 1")
+    shown = run_dbt(
+        ["show", "--select", "segment_rule_where_clause", "--limit", "100000", "--output", "json"],
+        tmp_path,
+        database=run.database,
+        parsed_by=run,
+    )
+    assert shown.returncode == 0, shown.output[-3000:]
+    start = shown.output.index("\n{\n") + 1
+    rows = json.JSONDecoder().raw_decode(shown.output[start:])[0]["show"]
+    expected = run.scalar(f"select count(*) from customer_features where {predicate}")
+    assert len(rows) == expected > 0
+    compiled = next((tmp_path / "target").rglob("segment_rule_where_clause.sql")).read_text()
+    assert f"where ({predicate})" in compiled
