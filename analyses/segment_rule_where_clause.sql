@@ -11,7 +11,7 @@
 {%- set rule = {
     'name': 'no segment', 'words': 'no rule yet (run dbt build first)', 'sql': 'false'
 } %}
-{%- if execute %}
+{%- if execute and load_relation(ref('segment_profiles')) is not none %}
     {%- set found = run_query(
         "select segment_name, segment_rule, segment_rule_sql from "
         ~ ref('segment_profiles') ~ " where cluster_id = " ~ cluster_id

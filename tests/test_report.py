@@ -3,6 +3,7 @@ and the report reads nothing but the report models, the exposure's parents."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -105,7 +106,7 @@ def manifest(run: DbtRun) -> dict:
 def test_every_section_and_chart_is_built(sections: list[report.Section]) -> None:
     assert [s.key for s in sections] == SECTIONS
     charts = all_charts(sections)
-    assert len(charts) == 24
+    assert len(charts) == 25
     for name, chart in charts.items():
         spec = chart.to_dict()  # validates against the Vega-Lite schema
         assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/"), name
@@ -515,6 +516,30 @@ def test_the_summary_names_the_segments_with_the_most_value_and_risk(
     assert f"The most value at risk (past spend times the chance the customer has left) is in " \
         f"<b>{at_risk}</b>" in page  # fmt: skip
     assert "The value ahead is not available" not in page
+
+
+@pytest.mark.dbt
+def test_each_segment_card_shows_its_rule_fidelity_and_stability(
+    rendered: Rendered, sections: list[report.Section], bundled_build: DbtRun
+) -> None:
+    page = (rendered.out / "index.html").read_text(encoding="utf-8")
+    start = page.index('<div class="cards">')
+    cards = page[start : page.index("<table>", start)]
+    rows = bundled_build.query(
+        "select segment_name, segment_rule, rule_fidelity, stability_band, jaccard_stability"
+        " from segment_profiles order by cluster_id"
+    )
+    for name, rule, fidelity, band, jaccard in rows:
+        card = cards[cards.index(f"<h3>{html.escape(name)}</h3>") :]
+        card = card[: card.index("</div>")]
+        assert f"<b>Rule:</b> {html.escape(rule)}" in card
+        assert f"all the segment's rules: {fidelity:.0%} (fidelity)" in card
+        assert f"Stability: {band} (Jaccard {jaccard:.2f})" in card
+    spec = all_charts(sections)["rule_fidelity"].to_dict()
+    drawn = spec["hconcat"][0]
+    values = spec["datasets"][drawn["data"]["name"]]
+    assert [v["segment_name"] for v in values] == [r[0] for r in rows]
+    assert [v["rule_fidelity"] for v in values] == [r[2] for r in rows]
 
 
 @pytest.mark.dbt

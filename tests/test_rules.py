@@ -15,6 +15,7 @@ from customer_segmentation.ml.rules import (
     Condition,
     Rule,
     RuleError,
+    RuleSet,
     fit_rules,
     round_threshold,
 )
@@ -77,7 +78,8 @@ def test_rules_are_deterministic_for_a_random_state() -> None:
     assert first == second
 
 
-def test_on_whole_numbers_the_rules_predict_what_the_tree_predicts() -> None:
+@pytest.mark.parametrize("class_weight", ["balanced", "none"])
+def test_on_whole_numbers_the_rules_predict_what_the_tree_predicts(class_weight: str) -> None:
     """Rounding a split between whole numbers down, and merging sibling leaves of the same
     segment, change no customer's segment: the rules give scikit-learn's own predictions."""
     matrix, labels = planted(seed=11)
@@ -85,8 +87,13 @@ def test_on_whole_numbers_the_rules_predict_what_the_tree_predicts() -> None:
     labels = np.where(labels == 1, 1, np.where(matrix[:, 0] > 200, 2, 3))
     labels[::7] = 2  # noise, so that leaves are impure
     names = NAMES[:2]
-    rule_set = fit_rules(matrix, names, labels, 3, 0.01, random_state=0)
-    tree = DecisionTreeClassifier(max_depth=3, min_samples_leaf=60, random_state=0)
+    rule_set = fit_rules(matrix, names, labels, 3, 0.01, 0, class_weight)  # type: ignore[arg-type]
+    tree = DecisionTreeClassifier(
+        max_depth=3,
+        min_samples_leaf=60,
+        random_state=0,
+        class_weight=None if class_weight == "none" else "balanced",
+    )
     tree.fit(matrix, labels)
     assigned = rule_set.assign(dict(zip(names, matrix.T, strict=True)))
     by_rules = np.array([rule_set.rules[i].cluster_id for i in assigned])
@@ -94,6 +101,35 @@ def test_on_whole_numbers_the_rules_predict_what_the_tree_predicts() -> None:
     assert rule_set.min_leaf_customers == 60
     assert rule_set.fidelity_unrounded == np.mean(tree.predict(matrix) == labels)
     assert len(rule_set.rules) < tree.get_n_leaves()  # siblings of one segment merged
+
+
+def test_balanced_weights_give_a_small_segment_one_rule_of_its_own() -> None:
+    """Segment 3, 2% of the customers, is every customer who returned more than a quarter.
+    Counting each customer once, a depth-2 tree splits on recency and frequency first and
+    finds only the recent part of it; weighing segments equally, one rule holds all of it."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    recency = rng.integers(0, 365, n).astype(float)
+    frequency = rng.integers(1, 10, n).astype(float)
+    return_rate = np.round(rng.uniform(0, 0.2, n), 3)
+    return_rate[:100] = np.round(rng.uniform(0.3, 0.9, 100), 3)
+    labels = np.select([recency <= 90, frequency >= 5], [1, 2], 4)
+    labels[:100] = 3
+    matrix = np.column_stack([recency, frequency, return_rate])
+    names = ["recency_days", "frequency", "return_rate"]
+    columns = dict(zip(names, matrix.T, strict=True))
+
+    def found(rule_set: RuleSet) -> np.ndarray:
+        """The customers the rules put in segment 3."""
+        clusters = np.array([rule.cluster_id for rule in rule_set.rules])
+        return clusters[rule_set.assign(columns)] == 3
+
+    plain = fit_rules(matrix, names, labels, 2, 0.01, 0, "none")
+    assert 0 < found(plain)[:100].mean() < 0.5
+    balanced = fit_rules(matrix, names, labels, 2, 0.01, 0, "balanced")
+    (own,) = [rule for rule in balanced.rules if rule.cluster_id == 3]
+    assert own.words() == "returned more than 25% of what they bought"
+    assert np.array_equal(found(balanced), labels == 3)
 
 
 def test_rounding_gives_values_a_person_would_type() -> None:

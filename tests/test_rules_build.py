@@ -62,6 +62,7 @@ def test_fidelity_is_the_share_the_rules_put_in_their_own_segment(bundled_build:
         max_depth=int(settings["rule_max_depth"]),
         min_samples_leaf=int(np.ceil(float(settings["rule_min_leaf_size"]) * len(features))),
         random_state=int(settings["random_state"]),
+        class_weight=None if settings["rule_class_weight"] == "none" else "balanced",
     ).fit(features[names].to_numpy(float), clusters.to_numpy())
     unrounded = np.mean(tree.predict(features[names].to_numpy(float)) == clusters.to_numpy())
     assert np.isclose(metric["rule_fidelity_unrounded", 0], unrounded)
@@ -110,3 +111,28 @@ def test_the_analysis_pastes_a_segments_rule_into_a_query(
     assert len(rows) == expected > 0
     compiled = next((tmp_path / "target").rglob("segment_rule_where_clause.sql")).read_text()
     assert f"where ({predicate})" in compiled
+
+
+def test_the_readme_states_the_rules_as_built(bundled_build: DbtRun) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = bundled_build.query(
+        "select segment_name, segment_rule, segment_rule_recall, segment_rule_precision,"
+        " rule_fidelity, stability_band, jaccard_stability from segment_profiles"
+        " order by cluster_id"
+    )
+    for name, rule, recall, precision, fidelity, band, jaccard in rows:
+        assert (
+            f"| {name} | {rule} | {recall:.0%} | {precision:.0%} | {fidelity:.0%} "
+            f"| {band} ({jaccard:.2f}) |" in readme
+        ), name
+    fidelity, unrounded, count = (
+        bundled_build.scalar(
+            f"select metric_value from cluster_evaluation where metric = '{metric}'"
+            " and cluster_id is null"
+        )
+        for metric in ("rule_fidelity", "rule_fidelity_unrounded", "rule_count")
+    )
+    assert (
+        f"The {int(count)} rules put {fidelity:.1%} of customers in their own segment "
+        f"({unrounded:.1%} before rounding"
+    ) in readme.replace("\n", " ")

@@ -3,7 +3,9 @@
     their own units, as customer_features has them): every column of relation, plus rule_id
     (the rule the row meets) and rule_cluster_id (the segment that rule assigns). rules is
     segment_rules; only the rules that assign a segment are used, and they do not overlap.
-    A row with a missing feature value meets no rule (null).
+    A row with a missing feature value meets no rule (null). The relation must not have
+    columns named rule_id or rule_cluster_id already (customer_segments has them: apply the
+    macro to customer_features, or to a select of the columns you need).
 
         {{ segment_by_rules(ref('customer_features'), ref('segment_rules')) }}
 

@@ -1,5 +1,6 @@
--- The segments, one row each in cluster order: the summary's table of segments, the colour of
--- each segment in every chart, and the shares of customers and revenue chart.
+-- The segments, one row each in cluster order: the summary's table and cards of segments, the
+-- colour of each segment in every chart, the shares of customers and revenue chart, and the
+-- rule fidelity and stability chart.
 with
 
 segment_profiles as (
@@ -17,7 +18,14 @@ final as (
         recommended_action,
         n_customers,
         share_of_customers,
-        share_of_revenue
+        share_of_revenue,
+        segment_rule,
+        has_own_rule,
+        segment_rule_recall,
+        segment_rule_precision,
+        rule_fidelity,
+        jaccard_stability,
+        stability_band
 
     from segment_profiles
 

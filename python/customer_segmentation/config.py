@@ -45,6 +45,8 @@ class ClusteringConfig:
     # count, or below 1 a share of the customers).
     rule_max_depth: int = 3
     rule_min_leaf_size: float = 0.01
+    # balanced: each segment weighs the same in the tree, so small ones get rules of their own.
+    rule_class_weight: Literal["balanced", "none"] = "balanced"
 
     @property
     def order_feature_index(self) -> int:
@@ -189,7 +191,18 @@ def parse_config(values: Mapping[str, Any]) -> ClusteringConfig:
             else ClusteringConfig.rule_max_depth
         ),
         rule_min_leaf_size=_min_leaf_size(values),
+        rule_class_weight=_class_weight(values),
     )
+
+
+def _class_weight(values: Mapping[str, Any]) -> Literal["balanced", "none"]:
+    """Var rule_class_weight: balanced or none."""
+    value = values.get("rule_class_weight")
+    if value is None:
+        return ClusteringConfig.rule_class_weight
+    if value not in ("balanced", "none"):
+        raise ConfigError(f"var rule_class_weight: expected 'balanced' or 'none', got {value!r}")
+    return value
 
 
 def _min_leaf_size(values: Mapping[str, Any]) -> float:

@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.class_weight import compute_class_weight
 
 from customer_segmentation.errors import SegmentationError
 
@@ -214,6 +215,7 @@ class RuleSet:
 
     rules: tuple[Rule, ...]
     features: tuple[str, ...]
+    class_weight: str
     max_depth: int
     min_leaf_customers: int
     n_fit_customers: int
@@ -263,12 +265,14 @@ def _rounded_leaves(
     matrix: np.ndarray,
     clusters: np.ndarray,
     units: Sequence[Unit],
+    weights: Mapping[int, float],
 ) -> list[tuple[Bounds, int]]:
     """Every leaf (left to right) with its rounded bounds and the cluster it assigns.
 
-    A leaf assigns the most common cluster of the rows within its rounded bounds (ties: the
-    smaller id; none: the tree's own choice). Two sibling leaves assigning the same cluster
-    are one rule (their parent's), so no rule is split on a threshold that changes nothing.
+    A leaf assigns the cluster with the largest weighted count (``weights``, the tree's class
+    weights) among the rows within its rounded bounds (ties: the smaller id; none: the tree's
+    own choice). Two sibling leaves assigning the same cluster are one rule (their parent's),
+    so no rule is split on a threshold that changes nothing.
     """
     structure = tree.tree_
 
@@ -277,7 +281,8 @@ def _rounded_leaves(
         if left == right:
             if rows.any():
                 values, counts = np.unique(clusters[rows], return_counts=True)
-                return [(bounds, int(values[np.argmax(counts)]))]
+                weighted = counts * np.array([weights[int(v)] for v in values])
+                return [(bounds, int(values[np.argmax(weighted)]))]
             return [(bounds, int(tree.classes_[np.argmax(structure.value[node][0])]))]
         j = int(structure.feature[node])
         low, high = bounds.get(j, (-math.inf, math.inf))
@@ -300,6 +305,7 @@ def fit_rules(
     max_depth: int,
     min_leaf_size: float,
     random_state: int,
+    class_weight: Literal["balanced", "none"] = "balanced",
 ) -> RuleSet:
     """Fit the tree that predicts ``clusters`` from ``matrix`` and read its leaves as rules.
 
@@ -310,6 +316,9 @@ def fit_rules(
         max_depth: the tree's depth (3: at most 8 rules of at most 3 conditions).
         min_leaf_size: fewest customers a rule may cover: a count, or below 1 a share.
         random_state: seeds the tree's choice between equally good splits.
+        class_weight: ``balanced`` weighs each segment's customers by 1 / its size, so a small
+            segment can have rules of its own; ``none`` counts every customer once (the rules
+            then favour the large segments).
 
     Raises:
         RuleError: a feature has a missing value, or there are no rows.
@@ -324,15 +333,31 @@ def fit_rules(
             "for every customer"
         )
     min_leaf = _min_leaf(min_leaf_size, len(matrix))
+    classes = np.unique(clusters)
+    weights = dict.fromkeys(classes.tolist(), 1.0)
+    if class_weight == "balanced":
+        balanced = compute_class_weight("balanced", classes=classes, y=clusters)
+        weights = dict(zip(classes.tolist(), balanced.tolist(), strict=True))
     tree = DecisionTreeClassifier(
-        max_depth=max_depth, min_samples_leaf=min_leaf, random_state=random_state
+        max_depth=max_depth,
+        min_samples_leaf=min_leaf,
+        random_state=random_state,
+        class_weight=weights,
     )
     tree.fit(matrix, clusters)
     fidelity_unrounded = float(np.mean(tree.predict(matrix) == clusters))
     units = feature_units(names, matrix)
-    leaves = _rounded_leaves(tree, matrix, clusters, [units[name] for name in names])
+    leaves = _rounded_leaves(tree, matrix, clusters, [units[name] for name in names], weights)
     rules = [
         Rule(rule_id, _conditions(bounds, names, units), cluster)
         for rule_id, (bounds, cluster) in enumerate(leaves, start=1)
     ]
-    return RuleSet(tuple(rules), tuple(names), max_depth, min_leaf, len(matrix), fidelity_unrounded)
+    return RuleSet(
+        tuple(rules),
+        tuple(names),
+        class_weight,
+        max_depth,
+        min_leaf,
+        len(matrix),
+        fidelity_unrounded,
+    )

@@ -371,6 +371,7 @@ def learn_rules(matrix: np.ndarray, clusters: np.ndarray, config: ClusteringConf
             config.rule_max_depth,
             config.rule_min_leaf_size,
             config.random_state,
+            config.rule_class_weight,
         )
 
 

@@ -266,6 +266,7 @@ def rules_table(rule_set: RuleSet, clusters: np.ndarray, assigned: np.ndarray) -
             "n_fit_matching": matched.astype(np.int64),
             "fit_customers": np.full(n_rules, rule_set.n_fit_customers, dtype=np.int64),
             "fidelity_unrounded": np.full(n_rules, rule_set.fidelity_unrounded),
+            "class_weight": [rule_set.class_weight] * n_rules,
             "max_depth": np.full(n_rules, rule_set.max_depth, dtype=np.int64),
             "min_leaf_customers": np.full(n_rules, rule_set.min_leaf_customers, dtype=np.int64),
         }

@@ -500,6 +500,69 @@ def dendrogram(linkage: pd.DataFrame, k: int, last_merges: int = 30) -> alt.Laye
     )
 
 
+STABILITY_BANDS = pd.DataFrame(
+    {
+        "threshold": [0.6, 0.75, 0.85],
+        "band": ["doubtful from", "stable from", "highly stable above"],
+    }
+)
+
+
+def rule_fidelity(segments: pd.DataFrame, scale: alt.Scale) -> alt.HConcatChart:
+    """Per segment: the share of it its rules assign to it, and its bootstrap stability."""
+    color = alt.Color("segment_name:N", scale=scale, sort=scale.domain, legend=None)
+    base = alt.Chart(segments).encode(
+        y=alt.Y("segment_name:N", sort=scale.domain, title=None),
+        color=color,
+        tooltip=[
+            alt.Tooltip("segment_name:N", title="Segment"),
+            alt.Tooltip("segment_rule:N", title="Rule"),
+            alt.Tooltip("rule_fidelity:Q", title="Fidelity", format=".0%"),
+            alt.Tooltip("segment_rule_precision:Q", title="Rule precision", format=".0%"),
+            alt.Tooltip("jaccard_stability:Q", title="Mean Jaccard", format=".2f"),
+            alt.Tooltip("stability_band:N", title="Stability"),
+        ],
+    )
+    unit = alt.Scale(domain=[0, 1])
+    height = 40 * len(segments)
+    fidelity = (
+        base.mark_bar()
+        .encode(
+            x=alt.X(
+                "rule_fidelity:Q",
+                scale=unit,
+                axis=alt.Axis(format="%"),
+                title="Share of the segment its rules assign to it",
+            ),
+        )
+        .properties(title="Rule fidelity", width=WIDTH // 2, height=height)
+    )
+    thresholds = (
+        alt.Chart(STABILITY_BANDS)
+        .mark_rule(strokeDash=[4, 3], color="#666666")
+        .encode(x="threshold:Q", tooltip=[alt.Tooltip("band:N", title="Band"), "threshold:Q"])
+    )
+    stability = alt.layer(
+        base.mark_bar().encode(
+            x=alt.X(
+                "jaccard_stability:Q",
+                scale=unit,
+                title="Mean Jaccard with its best match in each refit",
+            ),
+        ),
+        thresholds,
+    ).properties(
+        title="Stability (lines: 0.6 doubtful, 0.75 stable, 0.85 highly stable)",
+        width=WIDTH // 2,
+        height=height,
+    )
+    return alt.hconcat(
+        fidelity,
+        stability,
+        title="How well each segment's rules describe it, and how solid the segment is",
+    )
+
+
 def _leaf_counts(z: np.ndarray, n_leaves: int) -> np.ndarray:
     """Leaves under each merge (scipy needs leaf counts, not customer counts)."""
     counts = np.concatenate([np.ones(n_leaves), np.zeros(len(z))])

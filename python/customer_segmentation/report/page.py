@@ -233,13 +233,15 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
         (
             "quality",
             "4. Quality of the segments",
-            "How well customers sit in their segment, and the hierarchy the Ward clusters come "
-            "from.",
+            "How well customers sit in their segment, the hierarchy the Ward clusters come "
+            "from, how faithfully each segment's rules (the cards above) describe it, and how "
+            "reliably bootstrap refits find each segment again.",
             {
                 "silhouette_plot": lambda: charts.silhouette_plot(
                     data["rpt_segment_silhouettes"], scale
                 ),
                 "dendrogram": lambda: charts.dendrogram(data["rpt_ward_dendrogram"], k),
+                "rule_fidelity": lambda: charts.rule_fidelity(data["rpt_segments"], scale),
             },
         ),
         (
@@ -441,7 +443,39 @@ def summary_html(data: dict[str, pd.DataFrame]) -> str:
         "<th>Revenue share</th><th>Who they are</th><th>Recommended action</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
-    return f'<section id="summary"><h2>Summary</h2>{text}{table}</section>'
+    cards = segment_cards_html(profiles)
+    return f'<section id="summary"><h2>Summary</h2>{text}{cards}{table}</section>'
+
+
+def segment_cards_html(profiles: pd.DataFrame) -> str:
+    """One card per segment: its rule in plain words, the rule's fidelity and the stability."""
+    colors = charts.segment_colors(profiles["segment_name"].tolist()).range
+    cards = []
+    for row, color in zip(profiles.itertuples(), colors, strict=True):
+        caveat = (
+            ""
+            if row.has_own_rule
+            else " <i>(the closest rule: no rule of this depth picks this segment out; "
+            f"{row.segment_rule_precision:.0%} of the customers it covers are in it)</i>"
+        )
+        stability = (
+            html.escape(str(row.stability_band))
+            if pd.isna(row.jaccard_stability)
+            else f"{html.escape(str(row.stability_band))} (Jaccard {row.jaccard_stability:.2f})"
+        )
+        cards.append(
+            f'<div class="card" style="border-top-color:{color}">'
+            f"<h3>{html.escape(row.segment_name)}</h3>"
+            f'<p class="meta">{row.n_customers:,} customers ({row.share_of_customers:.0%}), '
+            f"{row.share_of_revenue:.0%} of revenue</p>"
+            f"<p><b>Rule:</b> {html.escape(str(row.segment_rule))}{caveat}</p>"
+            f"<p>It covers {row.segment_rule_recall:.0%} of the segment, and "
+            f"{row.segment_rule_precision:.0%} of the customers it picks are in it; all the "
+            f"segment's rules: {row.rule_fidelity:.0%} (fidelity). Stability: {stability}.</p>"
+            f"<p><b>Action:</b> {html.escape(str(row.recommended_action))}</p>"
+            "</div>"
+        )
+    return f'<div class="cards">{"".join(cards)}</div>'
 
 
 def value_summary_html(summary: pd.Series) -> str:
@@ -484,6 +518,11 @@ td.num { text-align: right; white-space: nowrap; }
 .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; margin-right: 0.4rem;
           border-radius: 2px; vertical-align: middle; }
 .chart { margin: 1.5rem 0; } nav a { margin-right: 1rem; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr));
+         gap: 0.8rem; margin: 1rem 0; }
+.card { border: 1px solid #ddd; border-top: 4px solid #999; border-radius: 4px;
+        padding: 0.2rem 0.8rem; font-size: 0.9rem; }
+.card h3 { margin: 0.5rem 0 0.2rem; font-size: 1rem; } .card .meta { color: #555; }
 """
 
 
