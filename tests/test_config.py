@@ -19,6 +19,10 @@ def test_defaults_parse() -> None:
 
 def test_numbers_given_as_text_are_accepted() -> None:
     assert parse_config(settings(n_clusters="4", k_max="8")).n_clusters == 4
+    # As dbt renders them into the clustering config: text.
+    rules = parse_config(settings(rule_max_depth="4", rule_min_leaf_size="0.02"))
+    assert (rules.rule_max_depth, rules.rule_min_leaf_size) == (4, 0.02)
+    assert parse_config(settings(rule_min_leaf_size="50")).rule_min_leaf_size == 50
 
 
 @pytest.mark.parametrize(
@@ -38,6 +42,17 @@ def test_numbers_given_as_text_are_accepted() -> None:
         (
             {"silhouette_sample_size": 10},
             "var silhouette_sample_size: expected a whole number >= 100",
+        ),
+        ({"rule_max_depth": 0}, "var rule_max_depth: expected a whole number >= 1, got 0"),
+        (
+            {"rule_min_leaf_size": 2.5},
+            "var rule_min_leaf_size: expected a share in (0, 1) or a whole number >= 1, got 2.5",
+        ),
+        ({"rule_min_leaf_size": 0}, "var rule_min_leaf_size: expected a share in (0, 1)"),
+        ({"rule_min_leaf_size": "some"}, "got 'some'"),
+        (
+            {"rule_class_weight": "equal"},
+            "var rule_class_weight: expected 'balanced' or 'none', got 'equal'",
         ),
     ],
 )
