@@ -19,7 +19,8 @@ from customer_segmentation.ml.kmeans import (
 )
 from customer_segmentation.ml.parallel import map_single_threaded
 from customer_segmentation.ml.sampling import bootstrap_samples
-from customer_segmentation.ml.stability import kmeans_stability
+from customer_segmentation.ml.selection import stability_from_refits
+from customer_segmentation.ml.stability import kmeans_refits
 from customer_segmentation.ml.ward import cut_linkage, fit_ward, weighted_ward_linkage
 from helpers import blobs
 
@@ -67,10 +68,13 @@ def test_kmeans_stability_is_high_at_the_planted_k_and_leaves_warning_filters_al
     points, _ = blobs()
     bootstraps = bootstrap_samples(len(points), 200, 4, random_state=0)
     filters = list(warnings.filters)
-    stability = kmeans_stability(
+    refits = kmeans_refits(
         points, [2, 4, 9], bootstraps, np.arange(len(points)), random_state=0, n_init=3
     )
-    assert list(stability) == [2, 4, 9]
+    assert list(refits) == [2, 4, 9]
+    assert all(len(labelings) == 4 for labelings in refits.values())
+    stability = stability_from_refits({("kmeans", k): v for k, v in refits.items()})
+    stability = {k: stability["kmeans", k] for k in refits}
     assert stability[4] >= 0.95
     assert stability[9] < stability[4]
     assert warnings.filters == filters

@@ -1,6 +1,7 @@
 """Stability of a clustering, from refits on bootstrap samples compared on one fixed sample.
 
-Of a whole clustering: the mean pairwise adjusted Rand index of the refits. Of each cluster:
+The refits' labels (``kmeans_refits``, ``ward_refits``) serve both measures. Of a whole
+clustering: the mean pairwise adjusted Rand index of the refits (``selection``). Of each cluster:
 Hennig's (2007) clusterboot measure, the mean over refits of the Jaccard similarity between the
 cluster and its most similar cluster in the refit (the refits are compared on the evaluation
 sample rather than on each bootstrap sample's own rows, so every refit is read on the same
@@ -17,7 +18,6 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from customer_segmentation.ml.kmeans import cluster_means, nearest_centroid
-from customer_segmentation.ml.metrics import mean_pairwise_ari
 from customer_segmentation.ml.parallel import map_single_threaded
 from customer_segmentation.ml.ward import fit_ward
 
@@ -63,19 +63,6 @@ def kmeans_refits(
             list(ks),
         )
     return dict(zip(ks, values, strict=True))
-
-
-def kmeans_stability(
-    matrix: np.ndarray,
-    ks: Sequence[int],
-    bootstraps: Sequence[np.ndarray],
-    evaluation: np.ndarray,
-    random_state: int,
-    n_init: int,
-) -> dict[int, float]:
-    """For each k, mean pairwise ARI of k-means refitted on bootstrap samples, on one sample."""
-    refits = kmeans_refits(matrix, ks, bootstraps, evaluation, random_state, n_init)
-    return {k: mean_pairwise_ari(labelings) for k, labelings in refits.items()}
 
 
 def ward_refits(
