@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -36,8 +37,13 @@ pytestmark = pytest.mark.spark
 SCHEMA = "customer_segmentation"
 
 
-def run_dbt_in_process(args: list[str], workdir: Path) -> None:
-    """Run dbt on the spark target in this process; fail with dbt's own messages."""
+def run_dbt_in_process(args: list[str], workdir: Path) -> dict[str, str]:
+    """Run dbt on the spark target in this process; fail with dbt's own messages.
+
+    Returns:
+        The status of every node dbt ran (``success``, ``pass``, ...), by unique id.
+
+    """
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner().invoke(
@@ -61,6 +67,7 @@ def run_dbt_in_process(args: list[str], workdir: Path) -> None:
         if str(r.status) not in ("success", "pass")
     ]
     assert result.success, "\n".join(failures) or str(result.exception)
+    return {r.node.unique_id: str(r.status) for r in result.result or []}
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +86,17 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         os.environ["DBT_SPARK_HOME"] = previous
 
 
+@dataclass(frozen=True)
+class SparkBuild:
+    """What the Spark path did: the ml tables it wrote, and the spark_after_ml build's nodes."""
+
+    written: dict[str, int]  # rows of each ml table
+    after_ml: dict[str, str]  # status of each node of `dbt build --selector spark_after_ml`
+
+
 @pytest.fixture(scope="module")
-def spark_build(spark: object, tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
-    """The whole Spark path on the bundled data; returns the rows of each ml table."""
+def spark_build(spark: object, tmp_path_factory: pytest.TempPathFactory) -> SparkBuild:
+    """The whole Spark path on the bundled data."""
     workdir = tmp_path_factory.mktemp("spark_dbt")
     lines = spark_session.load_raw_transactions(spark, PROJECT_ROOT / "data/online_retail.parquet")
     assert lines == 541_909
@@ -92,8 +107,8 @@ def spark_build(spark: object, tmp_path_factory: pytest.TempPathFactory) -> dict
         parse_config(spark_session.project_clustering_settings()),
         parse_clv_config(spark_session.project_clv_settings()),
     )
-    run_dbt_in_process(["build", "--selector", "spark_after_ml"], workdir)
-    return written
+    after_ml = run_dbt_in_process(["build", "--selector", "spark_after_ml"], workdir)
+    return SparkBuild(written, after_ml)
 
 
 def spark_rows(spark: object, sql: str) -> pa.Table:
@@ -102,7 +117,7 @@ def spark_rows(spark: object, sql: str) -> pa.Table:
 
 
 def test_raw_lines_are_classified_alike(
-    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
 ) -> None:
     query = "select row_class, n_rows, amount from {}.data_quality_audit order by row_class"
     on_spark = spark_rows(spark, query.format(SCHEMA)).to_pylist()
@@ -114,7 +129,7 @@ def test_raw_lines_are_classified_alike(
 
 
 def test_customer_features_identical_on_both_engines(
-    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
 ) -> None:
     query = "select * from {}.customer_features order by customer_id"
     on_spark = spark_rows(spark, query.format(SCHEMA)).to_pylist()
@@ -131,7 +146,7 @@ def test_customer_features_identical_on_both_engines(
     assert differences == []
 
 
-def test_spark_scaler_equals_numpy(spark: object, spark_build: dict[str, int]) -> None:
+def test_spark_scaler_equals_numpy(spark: object, spark_build: SparkBuild) -> None:
     settings = spark_session.project_clustering_settings()
     config = parse_config(settings)
     features = spark.table(f"{SCHEMA}.customer_features")  # type: ignore[attr-defined]
@@ -164,7 +179,7 @@ def test_spark_scaler_refuses_missing_values(spark: object) -> None:
 
 
 def test_mllib_kmeans_agrees_with_duckdb(
-    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
 ) -> None:
     query = "select customer_id, cluster_id from {}.customer_clusters order by customer_id"
     on_spark = spark_rows(spark, query.format(SCHEMA))
@@ -180,9 +195,9 @@ def test_mllib_kmeans_agrees_with_duckdb(
 
 
 def test_ml_tables_have_the_duckdb_columns(
-    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
 ) -> None:
-    for table in spark_build:
+    for table in spark_build.written:
         spark_columns = spark.table(f"{SCHEMA}.{table}").columns  # type: ignore[attr-defined]
         duckdb_columns = [
             row[0]
@@ -195,7 +210,7 @@ def test_ml_tables_have_the_duckdb_columns(
 
 
 def test_segment_marts_built_on_spark(
-    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
 ) -> None:
     n = spark_rows(spark, f"select count(*) from {SCHEMA}.customer_segments").column(0)[0]
     assert n.as_py() == 4_334
@@ -211,7 +226,7 @@ def test_segment_marts_built_on_spark(
     ]
 
 
-def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> None:
+def test_two_stage_ward_on_spark(spark: object, spark_build: SparkBuild) -> None:
     settings = spark_session.project_clustering_settings(
         {"exact_ward_max_customers": 500, "ward_micro_clusters": 200}
     )
@@ -235,10 +250,10 @@ def test_two_stage_ward_on_spark(spark: object, spark_build: dict[str, int]) -> 
 
 
 def both_engines(
-    spark: object, bundled_build: DbtRun, query: str
+    spark: object, bundled_build: DbtRun, query: str, schema: str = SCHEMA
 ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """A query (``{}`` for the schema) on the Spark build and on the DuckDB build, as rows."""
-    on_spark = spark_rows(spark, query.format(SCHEMA)).to_pylist()
+    """A query (``{}`` for the schema) on Spark (in ``schema``) and on the DuckDB build, as rows."""
+    on_spark = spark_rows(spark, query.format(schema)).to_pylist()
     with duckdb.connect(str(bundled_build.database), read_only=True) as con:
         on_duckdb = con.sql(query.format("main")).to_arrow_table().to_pylist()
     return on_spark, on_duckdb
@@ -271,7 +286,7 @@ def assert_rows_close(
 
 
 def test_clv_parameters_equal_duckdb(
-    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
 ) -> None:
     on_spark, on_duckdb = both_engines(
         spark, bundled_build, "select * from {}.clv_model_parameters order by fit, model, parameter"
@@ -283,7 +298,7 @@ def test_clv_parameters_equal_duckdb(
 
 
 def test_customer_values_equal_duckdb(
-    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
 ) -> None:
     query = (
         "select customer_id, p_alive, expected_purchases, discounted_purchases,"
@@ -297,7 +312,7 @@ def test_customer_values_equal_duckdb(
 
 
 def test_clv_validation_equal_duckdb(
-    spark: object, spark_build: dict[str, int], bundled_build: DbtRun
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
 ) -> None:
     query = "select * from {}.clv_validation order by measure, bucket_order"
     on_spark, on_duckdb = both_engines(spark, bundled_build, query)
@@ -305,7 +320,7 @@ def test_clv_validation_equal_duckdb(
 
 
 @pytest.mark.parametrize("thin", ["no_fit", "no_spend_fit"])
-def test_clv_thin_data_gated_alike(spark: object, spark_build: dict[str, int], thin: str) -> None:
+def test_clv_thin_data_gated_alike(spark: object, spark_build: SparkBuild, thin: str) -> None:
     """Through the dbt models' entry points: the same rows, reasons and nulls on both engines."""
     histories = spark.sql(  # type: ignore[attr-defined]
         f"select * from {SCHEMA}.customer_purchase_histories order by customer_id limit 1000"
@@ -354,6 +369,152 @@ def test_clv_thin_data_gated_alike(spark: object, spark_build: dict[str, int], t
         duck_predictions.sort_by("customer_id").to_pylist(),
         1e-9,
     )
+
+
+def test_stability_refits_equal_duckdb(
+    spark: object, spark_build: SparkBuild, bundled_build: DbtRun
+) -> None:
+    """Every customer is in the driver sample, so the refits are DuckDB's, and their ARIs."""
+    config = parse_config(spark_session.project_clustering_settings())
+    assert config.spark_selection_sample_size >= 4_334
+    query = "select * from {}.stability_refits order by algorithm, k, run, customer_id"
+    on_spark = spark_rows(spark, query.format(SCHEMA))
+    with duckdb.connect(str(bundled_build.database), read_only=True) as con:
+        on_duckdb = con.sql(query.format("main")).to_arrow_table()
+    assert on_duckdb.num_rows == 18 * config.stability_runs * 4_334  # 9 k, two algorithms
+    assert on_spark.column_names == on_duckdb.column_names
+    assert on_spark.cast(on_duckdb.schema).equals(on_duckdb)
+    on_spark, on_duckdb = both_engines(
+        spark, bundled_build, "select * from {}.cluster_stability order by algorithm, k"
+    )
+    assert_rows_close(on_spark, on_duckdb, 1e-9)
+
+
+def duckdb_relations(con: duckdb.DuckDBPyConnection, spark: object, *tables: str) -> list:
+    """Tables of the Spark build as DuckDB relations, for the DuckDB models to read."""
+    return [con.from_arrow(spark_rows(spark, f"select * from {SCHEMA}.{t}")) for t in tables]
+
+
+def test_spark_rules_are_the_duckdb_models_on_the_spark_clusters(
+    spark: object, spark_build: SparkBuild
+) -> None:
+    """The tree fitted on the driver sample (every customer here) and applied in Spark SQL.
+
+    The Spark build's rules are those the DuckDB model learns from the Spark build's features
+    and clusters, and each customer meets the rule the DuckDB model finds for it.
+    """
+    settings = spark_session.project_clustering_settings()
+    con = duckdb.connect()
+    features, clusters, rules = duckdb_relations(
+        con, spark, "customer_features", "customer_clusters", "segment_rule_tree"
+    )
+    in_duckdb = models.segment_rule_tree(features, clusters, settings)
+    on_spark = spark_rows(spark, f"select * from {SCHEMA}.segment_rule_tree order by rule_id")
+    assert set(on_spark["fit_customers"].to_pylist()) == {4_334}
+    assert_rows_close(on_spark.to_pylist(), in_duckdb.sort_by("rule_id").to_pylist(), 1e-9)
+    assigned = models.customer_rule_segments(features, rules, settings).sort_by("customer_id")
+    query = f"select * from {SCHEMA}.customer_rule_segments order by customer_id"
+    on_spark = spark_rows(spark, query)
+    assert on_spark.num_rows == 4_334
+    assert on_spark["rule_id"].null_count == 0
+    assert on_spark.to_pylist() == assigned.to_pylist()
+
+
+def test_sql_checks_against_python_ran_on_spark(spark_build: SparkBuild) -> None:
+    """spark_after_ml runs the tests that compare a Python model with SQL, and they pass.
+
+    assert_sql_rules_match_python: the macro segment_by_rules (the rules in Spark SQL, read
+    from segment_rules) gives every customer the rule and segment of customer_rule_segments.
+    """
+    for test in (
+        "assert_sql_rules_match_python",
+        "assert_sql_scoring_matches_python",
+        "assert_sql_p_alive_matches_python",
+    ):
+        assert spark_build.after_ml.get(f"test.customer_segmentation.{test}") == "pass", test
+
+
+# MLlib's k-means (customer_clusters) differs from scikit-learn's on a few customers, and every
+# segment figure with it. To compare the rules and the segment marts with DuckDB's, they are
+# built again on Spark in a second schema from DuckDB's clustering: the Spark twins learn and
+# apply the rules there, and dbt builds the segment marts on them.
+SAME_CLUSTERS = "same_clusters"
+DUCKDB_CLUSTERING = (
+    "cluster_model_selection", "cluster_centroids", "customer_clusters", "customer_silhouettes",
+)  # fmt: skip
+# Tables of the Spark build equal to DuckDB's, read through views (customer_features,
+# customer_value and stability_refits are compared above; customer_segments shows the RFM ones).
+SPARK_INPUTS = ("customer_features", "customer_rfm_segments", "customer_value", "stability_refits")
+SEGMENT_MARTS = (
+    "segment_names", "segment_feature_profiles", "selected_cluster_model", "customer_segments",
+    "segment_rules", "segment_stability", "segment_profiles", "cluster_evaluation",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def same_clusters_build(
+    spark: object,
+    spark_build: SparkBuild,
+    bundled_build: DbtRun,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The rules and segment marts on Spark, on DuckDB's clustering; the status of each node."""
+    session = spark
+
+    def write(name: str, frame: object) -> object:
+        frame.write.mode("overwrite").saveAsTable(f"{SAME_CLUSTERS}.{name}")  # type: ignore[attr-defined]
+        return session.table(f"{SAME_CLUSTERS}.{name}")  # type: ignore[attr-defined]
+
+    session.sql(f"create schema if not exists {SAME_CLUSTERS}")  # type: ignore[attr-defined]
+    for name in SPARK_INPUTS:
+        session.sql(  # type: ignore[attr-defined]
+            f"create or replace view {SAME_CLUSTERS}.{name} as select * from {SCHEMA}.{name}"
+        )
+    with duckdb.connect(str(bundled_build.database), read_only=True) as con:
+        for name in DUCKDB_CLUSTERING:
+            table = con.sql(f"select * from main.{name}").to_arrow_table()
+            write(name, session.createDataFrame(table))  # type: ignore[attr-defined]
+    config = parse_config(spark_session.project_clustering_settings())
+    features = session.table(f"{SAME_CLUSTERS}.customer_features")  # type: ignore[attr-defined]
+    clusters = session.table(f"{SAME_CLUSTERS}.customer_clusters")  # type: ignore[attr-defined]
+    rules = write("segment_rule_tree", spark_models.segment_rule_tree(features, clusters, config))
+    write("customer_rule_segments", spark_models.customer_rule_segments(features, rules, config))
+    previous = os.environ.get("DBT_SPARK_SCHEMA")
+    os.environ["DBT_SPARK_SCHEMA"] = SAME_CLUSTERS
+    try:
+        return run_dbt_in_process(
+            ["build", "--select", *SEGMENT_MARTS, "assert_sql_rules_match_python",
+             "--indirect-selection", "empty"],
+            tmp_path_factory.mktemp("same_clusters_dbt"),
+        )  # fmt: skip
+    finally:
+        if previous is None:
+            os.environ.pop("DBT_SPARK_SCHEMA", None)
+        else:
+            os.environ["DBT_SPARK_SCHEMA"] = previous
+
+
+@pytest.mark.parametrize(
+    ("table", "order"),
+    [
+        ("segment_rule_tree", "rule_id"),
+        ("customer_rule_segments", "customer_id"),
+        ("segment_rules", "cluster_id, rule_id"),
+        ("segment_stability", "cluster_id"),
+        ("segment_profiles", "cluster_id"),
+        ("cluster_evaluation", "metric, cluster_id nulls first"),
+        ("customer_segments", "customer_id"),
+    ],
+)
+def test_segment_marts_equal_duckdb_on_its_clusters(
+    spark: object, same_clusters_build: dict[str, str], bundled_build: DbtRun, table: str,
+    order: str,
+) -> None:  # fmt: skip
+    """On DuckDB's clusters the Spark twins' rules, and the SQL marts on them, are DuckDB's."""
+    assert same_clusters_build["test.customer_segmentation.assert_sql_rules_match_python"] == "pass"
+    query = f"select * from {{}}.{table} order by {order}"
+    on_spark, on_duckdb = both_engines(spark, bundled_build, query, SAME_CLUSTERS)
+    assert_rows_close(on_spark, on_duckdb, 1e-9)
 
 
 def test_spark_frames_are_recognised(spark: object) -> None:
