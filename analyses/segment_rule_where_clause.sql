@@ -6,14 +6,15 @@
 --   .venv/bin/dbt compile --select segment_rule_where_clause
 --   .venv/bin/dbt show --select segment_rule_where_clause --limit 20
 -- Another segment: --vars '{rule_cluster_id: 3}'. The predicate is
--- segment_profiles.segment_rule_sql; one rule at a time is in segment_rules.sql_predicate.
+-- segment_profiles.segment_all_rules_sql, every rule that assigns the segment (its words here
+-- are the largest rule's, segment_rule); one rule at a time is in segment_rules.sql_predicate.
 {%- set cluster_id = var('rule_cluster_id', 1) | int %}
 {%- set rule = {
     'name': 'no segment', 'words': 'no rule yet (run dbt build first)', 'sql': 'false'
 } %}
 {%- if execute and load_relation(ref('segment_profiles')) is not none %}
     {%- set found = run_query(
-        "select segment_name, segment_rule, segment_rule_sql from "
+        "select segment_name, segment_rule, segment_all_rules_sql from "
         ~ ref('segment_profiles') ~ " where cluster_id = " ~ cluster_id
     ) %}
     {%- if found.rows %}

@@ -141,6 +141,33 @@ def test_rounding_gives_values_a_person_would_type() -> None:
     assert round_threshold(1234.5, "amount", 1200, inf) == 1230
     assert round_threshold(1204.0, "amount", 1200, 1210) == 1204
     assert round_threshold(0.0537, "share", 0.05, inf) == 0.054
+    with pytest.raises(RuleError, match="not between"):
+        round_threshold(1215.3, "amount", -inf, 1200)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_rounded_rules_neither_overlap_nor_leave_a_gap(seed: int) -> None:
+    """Two money splits the tree makes 19 apart (1,215 and 1,234) both round to 1,200 at 2
+    significant figures: the outer one takes a third digit, so every customer, and every point
+    of a fine grid around the splits, meets exactly one rule."""
+    rng = np.random.default_rng(seed)
+    monetary = np.round(rng.uniform(1000, 1500, 400), 2)
+    frequency = rng.integers(1, 10, 400).astype(float)
+    labels = np.select(
+        [(monetary <= 1215) & (frequency <= 4), monetary <= 1234, frequency >= 6], [1, 2, 3], 4
+    )
+    names = ["monetary", "frequency"]
+    rule_set = fit_rules(np.column_stack([monetary, frequency]), names, labels, 3, 0.01, 0)
+    money, orders = np.meshgrid(np.arange(990, 1510, 0.25), np.arange(0, 12, dtype=float))
+    for columns in (
+        {"monetary": monetary, "frequency": frequency},
+        {"monetary": money.ravel(), "frequency": orders.ravel()},
+    ):
+        met = sum(rule.holds(columns).astype(int) for rule in rule_set.rules)
+        assert (met == 1).all()
+    for rule in rule_set.rules:
+        for condition in rule.conditions:
+            assert len(f"{condition.value:g}") <= 4, rule.sql()  # 1200, 1230: typed values
 
 
 def words_hold(text: str, feature_word: str, value: float) -> bool:
@@ -186,6 +213,18 @@ def test_python_sql_and_words_agree_at_the_threshold(
         in_sql = con.sql(f"select {rule.sql()} from t").fetchall()[0][0]
         in_python = bool(rule.holds({condition.feature: np.array([float(value)])})[0])
         assert in_sql == in_python == words_hold(rule.words(), word, value), (rule.words(), value)
+
+
+def test_numbers_read_as_typed() -> None:
+    def words(value: float, unit: str = "amount") -> str:
+        return Condition("monetary", "<=", value, unit).bound()  # type: ignore[arg-type]
+
+    assert words(1200) == "at most 1,200"
+    assert words(1234.5) == "at most 1,234.5"
+    assert words(0.5) == "at most 0.5"
+    assert words(-1234.25) == "at most -1,234.25"
+    assert words(0.054, "share") == "at most 5.4%"
+    assert Condition("monetary", ">", 1234.5, "amount").sql() == "monetary > 1234.5"
 
 
 def test_two_bounds_on_one_feature_read_as_a_range() -> None:

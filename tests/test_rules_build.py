@@ -97,7 +97,9 @@ def test_the_analysis_pastes_a_segments_rule_into_a_query(
     bundled_build: DbtRun, tmp_path: Path
 ) -> None:
     run = bundled_build
-    predicate = run.scalar("select segment_rule_sql from segment_profiles where cluster_id = 1")
+    predicate = run.scalar(
+        "select segment_all_rules_sql from segment_profiles where cluster_id = 1"
+    )
     shown = run_dbt(
         ["show", "--select", "segment_rule_where_clause", "--limit", "100000", "--output", "json"],
         tmp_path,
@@ -108,7 +110,9 @@ def test_the_analysis_pastes_a_segments_rule_into_a_query(
     start = shown.output.index("\n{\n") + 1
     rows = json.JSONDecoder().raw_decode(shown.output[start:])[0]["show"]
     expected = run.scalar(f"select count(*) from customer_features where {predicate}")
-    assert len(rows) == expected > 0
+    # Every rule of the segment: exactly the customers the rules put in it.
+    by_rule = run.scalar("select count(*) from customer_segments where rule_cluster_id = 1")
+    assert len(rows) == expected == by_rule > 0
     compiled = next((tmp_path / "target").rglob("segment_rule_where_clause.sql")).read_text()
     assert f"where ({predicate})" in compiled
 

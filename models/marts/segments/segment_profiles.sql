@@ -122,7 +122,11 @@ top_rules as (
         sum(case when rank_in_segment <= 2 then n_customers else 0 end) as two_customers,
         max(case when rank_in_segment = 1 then n_in_segment end) as first_in_segment,
         max(case when rank_in_segment = 1 then n_customers end) as first_customers,
-        max(cast(assigns_segment as int)) = 1 as has_own_rule
+        max(case when assigns_segment and n_in_segment > 0 then 1 else 0 end) = 1
+            as has_own_rule,
+        {{ ordered_string_agg(
+            "'(' || sql_predicate || ')'", "' or '", 'rule_id', where='assigns_segment'
+        ) }} as all_rules_sql
 
     from segment_rules
     group by cluster_id
@@ -134,6 +138,7 @@ segment_rule_texts as (
     select
         cluster_id,
         has_own_rule,
+        coalesce(all_rules_sql, 'false') as segment_all_rules_sql,
         case
             when second_text is null or first_recall >= 0.8 then first_text
             else first_text || '; or ' || second_text
@@ -203,6 +208,7 @@ final as (
         segment_rule_texts.segment_rule_sql,
         segment_rule_texts.segment_rule_recall,
         segment_rule_texts.segment_rule_precision,
+        segment_rule_texts.segment_all_rules_sql,
         segment_rule_texts.has_own_rule,
         sizes.rule_fidelity,
         segment_stability.mean_jaccard as jaccard_stability,

@@ -1,6 +1,6 @@
 -- One row per rule and the segment it describes: the tree's rules (segment_rule_tree), each
--- with the segment it assigns, and for a segment no rule assigns (the tree cannot separate it
--- at this depth) its best rule, the one with the highest F1 for it, marked
+-- with the segment it assigns, and for a segment no rule assigns any customer of (the tree
+-- cannot separate it at this depth) its best rule, the one with the highest F1 for it, marked
 -- assigns_segment = false. Coverage, precision and recall are counted on every customer.
 with
 
@@ -33,7 +33,7 @@ crossed as (
     select
         customer_rule_segments.rule_id,
         customer_clusters.cluster_id,
-        count(*) as n_in_segment
+        cast(count(*) as bigint) as n_in_segment
 
     from customer_rule_segments
     inner join customer_clusters
@@ -47,7 +47,7 @@ rule_totals as (
 
     select
         rule_id,
-        sum(n_in_segment) as n_customers
+        cast(sum(n_in_segment) as bigint) as n_customers
 
     from crossed
     group by rule_id
@@ -92,13 +92,27 @@ assigning as (
 
 ),
 
+-- A segment is assigned when a rule assigns it and covers at least one of its customers (a
+-- rule that rounding left without customers does not count).
+assigned_segments as (
+
+    select distinct assigning.cluster_id
+
+    from assigning
+    inner join crossed
+        on
+            assigning.rule_id = crossed.rule_id
+            and assigning.cluster_id = crossed.cluster_id
+
+),
+
 unassigned_segments as (
 
     select segment_totals.cluster_id
 
     from segment_totals
-    left join assigning on segment_totals.cluster_id = assigning.cluster_id
-    where assigning.rule_id is null
+    left join assigned_segments on segment_totals.cluster_id = assigned_segments.cluster_id
+    where assigned_segments.cluster_id is null
 
 ),
 

@@ -117,8 +117,10 @@ per_segment as (
         min(best_matches.jaccard) as min_jaccard,
         max(best_matches.jaccard) as max_jaccard,
         count(*) as n_refits,
-        sum(case when best_matches.jaccard > 0.75 then 1 else 0 end) as n_recovered,
-        sum(case when best_matches.jaccard <= 0.5 then 1 else 0 end) as n_dissolved,
+        cast(sum(case when best_matches.jaccard > 0.75 then 1 else 0 end) as bigint)
+            as n_recovered,
+        cast(sum(case when best_matches.jaccard <= 0.5 then 1 else 0 end) as bigint)
+            as n_dissolved,
         max(segment_sizes.n_segment) as n_sampled_customers
 
     from best_matches

@@ -5,7 +5,8 @@ orders, money, not the scaled values); each leaf is a rule, the conjunction of t
 on its path. Thresholds are rounded to values a person would type (whole days and orders,
 money to 2 significant figures, shares to whole percents), more digits only where rounding
 would cross another threshold of the same path; after rounding, a rule assigns the segment
-most of its customers are in, and fidelity is measured on those rounded rules.
+with the largest weighted count among its customers (weighted as the tree weighs segments),
+and fidelity is measured on those rounded rules.
 
 A rule's Python test (``holds``), its SQL predicate and its plain words are all written from
 one structure (``Condition``): the same operator and the same number, so a customer exactly at
@@ -18,7 +19,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier
@@ -69,7 +70,9 @@ def _number(value: float, unit: Unit) -> str:
         return f"{np.format_float_positional(value * 100, precision=10, trim='-')}%"
     if float(value).is_integer():
         return f"{int(value):,}"
-    return np.format_float_positional(value, trim="-")
+    sign = "-" if value < 0 else ""
+    whole, _, decimals = np.format_float_positional(abs(value), trim="-").partition(".")
+    return f"{sign}{int(whole):,}.{decimals}"
 
 
 def _literal(value: float) -> str:
@@ -186,12 +189,19 @@ def feature_units(names: Sequence[str], matrix: np.ndarray) -> dict[str, Unit]:
 
 
 def round_threshold(threshold: float, unit: Unit, low: float, high: float) -> float:
-    """The threshold a person would type, strictly between the path's bounds low and high.
+    """The threshold a person would type, strictly between low and high.
 
     whole: ``floor`` (the tree splits halfway between two whole numbers, so ``x <= floor(t)``
     keeps the same customers on each side); share: 2 decimals (whole percents); amount: 2
-    significant figures; more digits only when the rounded value would leave (low, high).
+    significant figures; more digits only when the rounded value would leave (low, high): the
+    bounds of the rule's path above, and the other splits on the feature below.
+
+    Raises:
+        RuleError: the threshold itself is not strictly between low and high.
+
     """
+    if not low < threshold < high:
+        raise RuleError(f"threshold {threshold} is not between {low} and {high}")
     if unit == "whole":
         return float(math.floor(threshold))
     for digits in range(2, 18):
@@ -260,6 +270,18 @@ def _conditions(
     return tuple(conditions)
 
 
+def _thresholds(structure: Any, node: int, feature: int) -> list[float]:
+    """The raw thresholds of the splits on ``feature`` in the subtree under ``node``.
+
+    ``structure`` is a fitted tree's ``tree_`` (scikit-learn's Tree).
+    """
+    left, right = structure.children_left[node], structure.children_right[node]
+    if left == right:
+        return []
+    own = [float(structure.threshold[node])] if structure.feature[node] == feature else []
+    return own + _thresholds(structure, left, feature) + _thresholds(structure, right, feature)
+
+
 def _rounded_leaves(
     tree: DecisionTreeClassifier,
     matrix: np.ndarray,
@@ -286,7 +308,11 @@ def _rounded_leaves(
             return [(bounds, int(tree.classes_[np.argmax(structure.value[node][0])]))]
         j = int(structure.feature[node])
         low, high = bounds.get(j, (-math.inf, math.inf))
-        cut = round_threshold(float(structure.threshold[node]), units[j], low, high)
+        # The rounded cut must keep the splits below it on the same feature on their side
+        # too, or a rule below would be cut by a bound it crosses (overlap, or no customer).
+        below_left = max([low, *_thresholds(structure, left, j)])
+        above_right = min([high, *_thresholds(structure, right, j)])
+        cut = round_threshold(float(structure.threshold[node]), units[j], below_left, above_right)
         below = matrix[:, j] <= cut
         leaves = walk(left, {**bounds, j: (low, cut)}, rows & below) + walk(
             right, {**bounds, j: (cut, high)}, rows & ~below

@@ -447,6 +447,11 @@ def summary_html(data: dict[str, pd.DataFrame]) -> str:
     return f'<section id="summary"><h2>Summary</h2>{text}{cards}{table}</section>'
 
 
+def _share(value: object) -> str:
+    """A share as a percent, or "none" when there is none (a rule that covers nobody)."""
+    return "none" if value is None or pd.isna(value) else f"{float(value):.0%}"
+
+
 def segment_cards_html(profiles: pd.DataFrame) -> str:
     """One card per segment: its rule in plain words, the rule's fidelity and the stability."""
     colors = charts.segment_colors(profiles["segment_name"].tolist()).range
@@ -456,7 +461,7 @@ def segment_cards_html(profiles: pd.DataFrame) -> str:
             ""
             if row.has_own_rule
             else " <i>(the closest rule: no rule of this depth picks this segment out; "
-            f"{row.segment_rule_precision:.0%} of the customers it covers are in it)</i>"
+            f"{_share(row.segment_rule_precision)} of the customers it covers are in it)</i>"
         )
         stability = (
             html.escape(str(row.stability_band))
@@ -470,8 +475,9 @@ def segment_cards_html(profiles: pd.DataFrame) -> str:
             f"{row.share_of_revenue:.0%} of revenue</p>"
             f"<p><b>Rule:</b> {html.escape(str(row.segment_rule))}{caveat}</p>"
             f"<p>It covers {row.segment_rule_recall:.0%} of the segment, and "
-            f"{row.segment_rule_precision:.0%} of the customers it picks are in it; all the "
-            f"segment's rules: {row.rule_fidelity:.0%} (fidelity). Stability: {stability}.</p>"
+            f"{_share(row.segment_rule_precision)} of the customers it picks are in it; all "
+            f"the segment's rules: {row.rule_fidelity:.0%} (fidelity). Stability: "
+            f"{stability}.</p>"
             f"<p><b>Action:</b> {html.escape(str(row.recommended_action))}</p>"
             "</div>"
         )
