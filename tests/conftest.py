@@ -105,6 +105,19 @@ def run_dbt(
     return DbtRun(completed.returncode, completed.stdout + completed.stderr, database, workdir)
 
 
+def show_rows(run: DbtRun, model: str, workdir: Path, limit: int) -> list[dict[str, Any]]:
+    """The rows `dbt show --select model` prints for a read-only build (parsed_by it)."""
+    shown = run_dbt(
+        ["show", "--select", model, "--limit", str(limit), "--output", "json"],
+        workdir,
+        database=run.database,
+        parsed_by=run,
+    )
+    assert shown.returncode == 0, shown.output[-3000:]
+    start = shown.output.index("\n{\n") + 1  # dbt prints the rows as one indented JSON object
+    return json.JSONDecoder().raw_decode(shown.output[start:])[0]["show"]
+
+
 def copy_database(run: DbtRun, path: Path) -> Path:
     """A copy of a run's database, for a test that writes to it (shared builds stay read-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,3 +38,28 @@ def blobs(
     labels = np.repeat(np.arange(n_clusters), n_per_cluster)
     points = centers[labels] + rng.normal(0, 1, size=(len(labels), n_features))
     return points, labels
+
+
+def cluster_jaccard(reference: np.ndarray, refit: np.ndarray) -> dict[int, float]:
+    """For each cluster of ``reference``, its Jaccard similarity with its best match in ``refit``.
+
+    The direct computation segment_stability's SQL is checked against.
+
+    Jaccard of two sets of rows: |A and B| / |A or B|; the best match is the refit cluster with
+    the highest value (Hennig 2007).
+    """
+    similarity = {}
+    for cluster in np.unique(reference):
+        members = reference == cluster
+        best = 0.0
+        for other in np.unique(refit[members]):  # a cluster sharing no row scores 0
+            matched = refit == other
+            best = max(best, np.sum(members & matched) / np.sum(members | matched))
+        similarity[int(cluster)] = float(best)
+    return similarity
+
+
+def mean_cluster_jaccard(reference: np.ndarray, refits: Sequence[np.ndarray]) -> dict[int, float]:
+    """Each reference cluster's mean Jaccard similarity with its best match over the refits."""
+    per_refit = [cluster_jaccard(reference, refit) for refit in refits]
+    return {c: float(np.mean([values[c] for values in per_refit])) for c in per_refit[0]}

@@ -19,6 +19,7 @@ from conftest import (
     background_build,
     copy_database,
     run_dbt,
+    show_rows,
 )
 
 pytestmark = pytest.mark.dbt
@@ -450,15 +451,7 @@ def test_audiences_leave_out_customers_who_returned_their_value(
         )
         == 0
     )
-    shown = run_dbt(
-        ["show", "--select", "customers_to_win_back", "--limit", "1000", "--output", "json"],
-        tmp_path,
-        database=run.database,
-        parsed_by=run,
-    )
-    assert shown.returncode == 0, shown.output[-3000:]
-    start = shown.output.index("\n{\n") + 1  # dbt prints the rows as one indented JSON object
-    rows = json.JSONDecoder().raw_decode(shown.output[start:])[0]["show"]
+    rows = show_rows(run, "customers_to_win_back", tmp_path, limit=1000)
     assert rows, "no customer to win back"
     assert all(row["net_monetary"] > 0 for row in rows)
     assert 12346 not in {row["customer_id"] for row in rows}

@@ -19,13 +19,13 @@ from customer_segmentation.ml.rules import (
     fit_rules,
     round_threshold,
 )
-from customer_segmentation.ml.stability import cluster_jaccard, mean_cluster_jaccard
 from customer_segmentation.models.tables import (
     refits_from_table,
     refits_table,
     rules_from_table,
     rules_table,
 )
+from helpers import cluster_jaccard, mean_cluster_jaccard
 
 NAMES = ["recency_days", "frequency", "monetary", "return_rate"]
 

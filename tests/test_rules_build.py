@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import duckdb
@@ -10,9 +9,9 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from conftest import DbtRun, run_dbt
-from customer_segmentation.ml.stability import mean_cluster_jaccard
+from conftest import DbtRun, show_rows
 from customer_segmentation.spark.session import project_clustering_settings
+from helpers import mean_cluster_jaccard
 
 
 def frame(run: DbtRun, sql: str) -> pd.DataFrame:
@@ -100,15 +99,7 @@ def test_the_analysis_pastes_a_segments_rule_into_a_query(
     predicate = run.scalar(
         "select segment_all_rules_sql from segment_profiles where cluster_id = 1"
     )
-    shown = run_dbt(
-        ["show", "--select", "segment_rule_where_clause", "--limit", "100000", "--output", "json"],
-        tmp_path,
-        database=run.database,
-        parsed_by=run,
-    )
-    assert shown.returncode == 0, shown.output[-3000:]
-    start = shown.output.index("\n{\n") + 1
-    rows = json.JSONDecoder().raw_decode(shown.output[start:])[0]["show"]
+    rows = show_rows(run, "segment_rule_where_clause", tmp_path, limit=100_000)
     expected = run.scalar(f"select count(*) from customer_features where {predicate}")
     # Every rule of the segment: exactly the customers the rules put in it.
     by_rule = run.scalar("select count(*) from customer_segments where rule_cluster_id = 1")

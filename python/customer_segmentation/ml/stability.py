@@ -3,9 +3,9 @@
 The refits' labels (``kmeans_refits``, ``ward_refits``) serve both measures. Of a whole
 clustering: the mean pairwise adjusted Rand index of the refits (``selection``). Of each cluster:
 Hennig's (2007) clusterboot measure, the mean over refits of the Jaccard similarity between the
-cluster and its most similar cluster in the refit (the refits are compared on the evaluation
-sample rather than on each bootstrap sample's own rows, so every refit is read on the same
-customers).
+cluster and its most similar cluster in the refit, computed in SQL from the stored refits
+(models/marts/segments/segment_stability.sql; the refits are compared on the evaluation sample
+rather than on each bootstrap sample's own rows, so every refit is read on the same customers).
 """
 
 from __future__ import annotations
@@ -86,26 +86,3 @@ def ward_refits(
             means = cluster_means(sample, labels, k)
             per_k[k].append(nearest_centroid(matrix[evaluation], means)[0])
     return per_k
-
-
-def cluster_jaccard(reference: np.ndarray, refit: np.ndarray) -> dict[int, float]:
-    """For each cluster of ``reference``, its Jaccard similarity with its best match in ``refit``.
-
-    Jaccard of two sets of rows: |A and B| / |A or B|; the best match is the refit cluster with
-    the highest value (Hennig 2007).
-    """
-    similarity = {}
-    for cluster in np.unique(reference):
-        members = reference == cluster
-        best = 0.0
-        for other in np.unique(refit[members]):  # a cluster sharing no row scores 0
-            matched = refit == other
-            best = max(best, np.sum(members & matched) / np.sum(members | matched))
-        similarity[int(cluster)] = float(best)
-    return similarity
-
-
-def mean_cluster_jaccard(reference: np.ndarray, refits: Sequence[np.ndarray]) -> dict[int, float]:
-    """Each reference cluster's mean Jaccard similarity with its best match over the refits."""
-    per_refit = [cluster_jaccard(reference, refit) for refit in refits]
-    return {c: float(np.mean([values[c] for values in per_refit])) for c in per_refit[0]}
