@@ -56,6 +56,9 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
     run("candidate_silhouettes", "customer_features_scaled", "kmeans_candidates", *ward)
     run("stability_refits", "customer_features_scaled")
     run("cluster_stability", "stability_refits")
+    # The first build: no registry yet.
+    outputs["segment_model_plan"] = pipeline.segment_model_plan(None, DEFAULT_SETTINGS)
+    con.register("segment_model_plan", outputs["segment_model_plan"])
     run(
         "cluster_model_selection",
         "customer_features_scaled",
@@ -63,6 +66,7 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
         *ward,
         "candidate_silhouettes",
         "cluster_stability",
+        "segment_model_plan",
     )
     run(
         "cluster_centroids",

@@ -77,15 +77,16 @@ def test_cluster_order_is_a_permutation_independent_of_label_order(
         assert np.array_equal(permuted_ids, ids[permutation])
 
 
-# Segment naming: the compiled SQL of segment_names, run on generated cluster profiles.
+# Segment naming: the compiled SQL of cluster_archetypes (the fit's naming), run on generated
+# cluster profiles.
 
 DIMENSIONS = ["recency", "frequency", "monetary", "tenure", "average_order_value", "return_rate"]
 
 
 @pytest.fixture(scope="module")
 def naming_sql(bundled_build: DbtRun) -> tuple[str, str]:
-    """The SQL of segment_names as the shared build compiled (and ran) it, and its catalog."""
-    compiled = next((bundled_build.workdir / "target" / "compiled").rglob("segment_names.sql"))
+    """The SQL of cluster_archetypes as the shared build compiled (and ran) it, and its catalog."""
+    compiled = next((bundled_build.workdir / "target" / "compiled").rglob("cluster_archetypes.sql"))
     # dbt-duckdb names the database after the file, up to the first dot.
     return compiled.read_text(), bundled_build.database.name.split(".")[0]
 

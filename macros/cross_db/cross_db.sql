@@ -354,3 +354,27 @@
 {% macro spark__count_distinct_tuple(columns) -%}
     count(distinct {{ columns | join(', ') }})
 {%- endmacro %}
+
+
+{#- The records of a JSON array of objects, one row per record, one column per field: for a
+    select list (`select model_id, {{ json_records('segments_json', {...}) }} from ...`).
+    fields: name -> type (bigint, double, varchar, or json for a nested value kept as text). -#}
+{% macro json_records(expr, fields) -%}
+    {{ return(adapter.dispatch('json_records')(expr, fields)) }}
+{%- endmacro %}
+
+{% macro default__json_records(expr, fields) -%}
+    {%- set parts = [] -%}
+    {%- for name, type in fields.items() -%}
+        {%- do parts.append('"' ~ name ~ '": "' ~ type | upper ~ '"') -%}
+    {%- endfor -%}
+    unnest(from_json({{ expr }}, '[{{ "{" }}{{ parts | join(", ") }}{{ "}" }}]'), recursive := true)
+{%- endmacro %}
+
+{% macro spark__json_records(expr, fields) -%}
+    {%- set parts = [] -%}
+    {%- for name, type in fields.items() -%}
+        {%- do parts.append(name ~ ': ' ~ ('string' if type in ('json', 'varchar') else type)) -%}
+    {%- endfor -%}
+    inline(from_json({{ expr }}, 'array<struct<{{ parts | join(", ") }}>>'))
+{%- endmacro %}

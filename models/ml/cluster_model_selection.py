@@ -9,5 +9,6 @@ def model(dbt, session):
         dbt.ref("hierarchy_linkage"),
         dbt.ref("candidate_silhouettes"),
         dbt.ref("cluster_stability"),
+        dbt.ref("segment_model_plan"),
         dbt.config.get("clustering"),
     )

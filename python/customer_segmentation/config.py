@@ -6,6 +6,7 @@ value, before any work is done.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -47,6 +48,14 @@ class ClusteringConfig:
     rule_min_leaf_size: float = 0.01
     # balanced: each segment weighs the same in the tree, so small ones get rules of their own.
     rule_class_weight: Literal["balanced", "none"] = "balanced"
+    # Model registry: refit (true) or score with the latest registered model (false); a model
+    # older than refit_after_days is refitted anyway; a new cluster whose centre is farther than
+    # segment_match_max_distance (scaled units) from every previous segment is a new segment.
+    refit: bool = True
+    refit_after_days: float | None = None
+    segment_match_max_distance: float = 1.0
+    # With n_clusters auto, a refit keeps the previous registered model's k while it is stable.
+    keep_registered_k: bool = True
 
     @property
     def order_feature_index(self) -> int:
@@ -192,7 +201,42 @@ def parse_config(values: Mapping[str, Any]) -> ClusteringConfig:
         ),
         rule_min_leaf_size=_min_leaf_size(values),
         rule_class_weight=_class_weight(values),
+        refit=_bool(values, "refit", ClusteringConfig.refit),
+        keep_registered_k=_bool(values, "keep_registered_k", ClusteringConfig.keep_registered_k),
+        refit_after_days=_optional_float(values, "refit_after_days"),
+        segment_match_max_distance=(
+            _float(values, "segment_match_max_distance", 0.0, math.inf)
+            if values.get("segment_match_max_distance") is not None
+            else ClusteringConfig.segment_match_max_distance
+        ),
     )
+
+
+def _bool(values: Mapping[str, Any], name: str, default: bool) -> bool:
+    """A true/false var (dbt renders a YAML config value as text: 'True', 'false', ...)."""
+    value = values.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise ConfigError(f"var {name}: expected true or false, got {value!r}")
+
+
+def _optional_float(values: Mapping[str, Any], name: str) -> float | None:
+    """A number of days >= 0, or None when the var is null."""
+    value = values.get(name)
+    if value is None or str(value).strip().lower() in ("", "none", "null"):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"var {name}: expected a number of days or null, got {value!r}") from None
+    if not number >= 0:
+        raise ConfigError(f"var {name}: expected a number of days >= 0 or null, got {value!r}")
+    return number
 
 
 def _class_weight(values: Mapping[str, Any]) -> Literal["balanced", "none"]:

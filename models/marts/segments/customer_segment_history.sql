@@ -137,6 +137,7 @@ final as (
         snapshot_dates.is_period_end,
         features_over_time.customer_id,
         scored.cluster_id,
+        segment_names.segment_id,
         segment_names.segment_name,
         scored.distance_to_centroid,
         features_over_time.recency_days,

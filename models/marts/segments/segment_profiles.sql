@@ -182,6 +182,7 @@ final as (
 
     select
         sizes.cluster_id,
+        segment_names.segment_id,
         segment_names.segment_name,
         printf(
             '%s %d customers (%.0f%%); the median one last ordered %.0f days ago, placed %.0f '

@@ -71,11 +71,23 @@ def choose_k(
     knee_k: int | None,
     threshold: float,
     fixed_k: int | None = None,
+    registered_k: int | None = None,
 ) -> Choice:
-    """Apply the documented rule (see the module docstring) to the k-means metrics."""
+    """Apply the documented rule (see the module docstring) to the k-means metrics.
+
+    ``registered_k``: the k of the previous registered model; kept while it is stable, so a
+    weekly refit does not merge or split segments because the knee moved.
+    """
     if fixed_k is not None:
         return Choice(fixed_k, "fixed", f"k={fixed_k} set by var n_clusters")
     by_k = dict(zip(ks, stability, strict=True))
+    if registered_k in by_k and by_k[registered_k] >= threshold:
+        return Choice(
+            registered_k,
+            "registered_k_if_stable",
+            f"k={registered_k}: the k of the previous registered model, still stable "
+            f"({by_k[registered_k]:.2f} >= {threshold}; var keep_registered_k)",
+        )
     stable = [k for k in ks if by_k[k] >= threshold]
     if knee_k is not None and knee_k in stable:
         return Choice(
@@ -252,6 +264,7 @@ def selection_rows(
     stability: Mapping[tuple[str, int], float],
     config: ClusteringConfig,
     model_name: str = "cluster_model_selection",
+    registered_k: int | None = None,
 ) -> tuple[list[dict[str, object]], Choice]:
     """The rows of ``cluster_model_selection`` and the choice of k.
 
@@ -283,6 +296,7 @@ def selection_rows(
         knees["kmeans"],
         config.stability_threshold,
         config.n_clusters,
+        registered_k if config.keep_registered_k else None,
     )
     rows: list[dict[str, object]] = []
     for algorithm in ALGORITHMS:

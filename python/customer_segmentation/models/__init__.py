@@ -11,6 +11,9 @@ another needs is a table between them, so the DAG dbt shows is what depends on w
     candidate_silhouettes + customer_clusters -> customer_silhouettes
     customer_features + customer_clusters -> segment_rule_tree -> customer_rule_segments
 
+    segment_registry (the registry as the last build left it) -> segment_model_plan
+    segment_model_plan + the fit (scaler, centroids, clusters, names, rules) -> segment_models
+
     customer_purchase_histories + clv_calibration_histories -> clv_model_parameters
     clv_model_parameters + customer_purchase_histories -> clv_predictions
     clv_model_parameters + clv_calibration_histories -> clv_holdout_predictions
@@ -61,6 +64,14 @@ from customer_segmentation.models.boundary import (
     read_ordered,
     selected_k,
 )
+from customer_segmentation.models.registry import (
+    PLAN_SCHEMA,
+    decide,
+    empty_models_table,
+    models_row_table,
+    register_model,
+    utc_now,
+)
 from customer_segmentation.models.tables import (
     candidates_from_table,
     candidates_table,
@@ -109,6 +120,8 @@ __all__ = [
     "hierarchy_linkage",
     "kmeans_candidates",
     "scaler_parameters",
+    "segment_model_plan",
+    "segment_models",
     "segment_rule_tree",
     "stability_refits",
 ]
@@ -239,9 +252,14 @@ def cluster_model_selection(
     linkage: Relation,
     silhouettes: Relation,
     stability: Relation,
+    plan: Relation,
     config: ClusteringConfig,
 ) -> pa.Table:
-    """Model cluster_model_selection: metrics for every algorithm and k, and the choice."""
+    """Model cluster_model_selection: metrics for every algorithm and k, and the choice.
+
+    With n_clusters auto, the previous registered model's k (segment_model_plan) is kept while
+    it is stable.
+    """
     ids, matrix = read_matrix(scaled, config.clustering_features)
     fits, tree = _candidates_and_tree(ids, candidates, leaves, linkage, config)
     labelings = candidate_labelings(matrix, fits, tree, config)
@@ -249,7 +267,9 @@ def cluster_model_selection(
         silhouettes.order("algorithm, k, customer_id").to_arrow_table()
     )
     by_candidate = stability_from_table(stability.to_arrow_table())
-    rows, _ = selection_rows(matrix, fits, tree, labelings, mean_silhouettes, by_candidate, config)
+    registered_k = plan.to_arrow_table()["k"][0].as_py()
+    rows, _ = selection_rows(matrix, fits, tree, labelings, mean_silhouettes, by_candidate, config,
+                             registered_k=registered_k)  # fmt: skip
     return pa.Table.from_pylist(rows)
 
 
@@ -481,3 +501,65 @@ def clv_holdout_predictions(
             "predicted_mean_value": pa.array(expected_value, from_pandas=True),
         }
     )
+
+
+@dbt_model
+def segment_model_plan(registry: Relation | None, config: ClusteringConfig) -> pa.Table:
+    """Model segment_model_plan: refit, or score with the latest registered model, and why.
+
+    ``registry``: segment_models as the previous build left it (None before the first build).
+    """
+    now = utc_now()
+    rows = None if registry is None else registry.to_arrow_table().to_pylist()
+    plan = decide(rows, config, now)
+    if plan.registry_message:
+        print(f"[segment_model_plan] WARNING: {plan.registry_message}", flush=True)
+    print(f"[segment_model_plan] {plan.refit_reason}", flush=True)
+    return pa.Table.from_pylist([plan.row(now)], schema=PLAN_SCHEMA)
+
+
+@dbt_model
+def segment_models(
+    plan: Relation,
+    features: Relation,
+    scaled: Relation,
+    scaler: Relation,
+    centroids: Relation,
+    clusters: Relation,
+    archetypes: Relation,
+    rules: Relation,
+    config: ClusteringConfig,
+) -> pa.Table:
+    """Model segment_models (incremental): the model this build fitted, with stable segment ids.
+
+    Nothing when the build did not refit. The new clusters are matched with the previous
+    model's segments (``ml.identity.match_segments``): a matched one keeps its id and name.
+    """
+    plan_row = plan.to_arrow_table().to_pylist()[0]
+    if not plan_row["refit"]:
+        print(f"[segment_models] model {plan_row['model_in_use_id']} scored this build; "
+              "nothing registered (var refit is false)", flush=True)  # fmt: skip
+        return empty_models_table()
+    ids, matrix = read_matrix(features, config.clustering_features)
+    feature_table = features.order("customer_id").to_arrow_table()
+    _, scaled_matrix = read_matrix(scaled, config.clustering_features)
+    cluster_table = clusters.order("customer_id").to_arrow_table()
+    if not np.array_equal(cluster_table["customer_id"].to_numpy(), ids):
+        raise ModelError("customer_features and customer_clusters hold different customers")
+    with stage("segment_models", "match segments and register the model"):
+        row, summary = register_model(
+            plan_row,
+            ids,
+            matrix,
+            scaled_matrix,
+            feature_table["snapshot_date"][0].as_py() if len(ids) else None,
+            scaler.to_arrow_table(),
+            centroids.to_arrow_table(),
+            cluster_table,
+            archetypes.to_arrow_table(),
+            rules.to_arrow_table(),
+            config,
+            utc_now(),
+        )
+    print(f"[segment_models] {summary}", flush=True)
+    return models_row_table(row)

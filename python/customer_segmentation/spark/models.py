@@ -214,6 +214,7 @@ def cluster_model_selection(
     linkage: DataFrame,
     silhouettes: DataFrame,
     stability: DataFrame,
+    plan: DataFrame | None,
     config: ClusteringConfig,
 ) -> DataFrame:
     """Model cluster_model_selection on Spark: the DuckDB code on the seeded driver sample.
@@ -236,7 +237,9 @@ def cluster_model_selection(
     labelings = candidate_labelings(matrix, fits, tree, config)
     means = mean_by_candidate(silhouettes.orderBy("algorithm", "k", KEY).toArrow())
     by_candidate = stability_from_table(stability.toArrow())
-    rows, _ = selection_rows(matrix, fits, tree, labelings, means, by_candidate, config)
+    registered_k = None if plan is None else plan.select("k").first()[0]
+    rows, _ = selection_rows(matrix, fits, tree, labelings, means, by_candidate, config,
+                             registered_k=registered_k)  # fmt: skip
     return spark_table(scaled, pa.Table.from_pylist(rows))
 
 
@@ -651,7 +654,7 @@ def run_ml_stage(
         selection = write(
             "cluster_model_selection",
             cluster_model_selection(
-                scaled, candidates, leaves, linkage, silhouettes, stability, config
+                scaled, candidates, leaves, linkage, silhouettes, stability, None, config
             ),
         )
         centroids = write(
