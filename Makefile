@@ -9,7 +9,7 @@ SPARK_STAMP := $(VENV)/.spark-installed
 DBT := $(BIN)/dbt
 export DBT_PROFILES_DIR := $(CURDIR)
 
-.PHONY: build test test-fast test-spark lint docs report bench clean setup
+.PHONY: build test test-fast test-spark lint docs report audiences bench clean setup
 
 setup: $(STAMP)
 
@@ -29,6 +29,12 @@ build: $(STAMP)
 ## report: redraw the report from the existing database, without rebuilding
 report: $(STAMP)
 	PYTHONPATH=python $(BIN)/python -m customer_segmentation.report --out reports
+
+## audiences: the audience files of the existing database: one CSV per segment and one Parquet
+## with every customer, under exports/audiences/ (segment id and name, action, P(alive), CLV,
+## suppression flags and reason)
+audiences: $(STAMP)
+	PYTHONPATH=python $(BIN)/python -m customer_segmentation.report.audiences --out exports/audiences
 
 ## test: lint, then pytest (package unit tests and end-to-end dbt builds in temporary directories;
 ## the builds no test writes to run in the background, beside the others: two cores are used)

@@ -32,6 +32,14 @@
         {%- elif var('migration_period') == 'quarter' and var('migration_months') is number and var('migration_months') < 3 -%}
             {%- do problems.append("migration_months: expected 3 or more with migration_period quarter (a quarter end in the span), got " ~ var('migration_months')) -%}
         {%- endif -%}
+        {%- if var('refit') is not sameas true -%}
+            {%- do problems.append("refit: only true is available in this version (every build refits, and segments keep their ids through segment_models); got " ~ var('refit') ~ ". Scoring with the registered model without refitting is not built yet") -%}
+        {%- endif -%}
+        {%- for name in ['drift_max_psi', 'drift_max_share_points', 'drift_max_distance_growth', 'segment_match_max_distance'] -%}
+            {%- if var(name) is not number or var(name) <= 0 -%}
+                {%- do problems.append(name ~ ": expected a number > 0, got " ~ var(name)) -%}
+            {%- endif -%}
+        {%- endfor -%}
         {%- if var('monetary_basis') not in ['net', 'gross'] -%}
             {%- do problems.append("monetary_basis: expected net or gross, got " ~ var('monetary_basis')) -%}
         {%- endif -%}

@@ -353,16 +353,6 @@ def table_json(table: pa.Table) -> str:
     return json.dumps(table.to_pylist(), default=str)
 
 
-def table_from_json(text: str, schema: pa.Schema | None = None) -> pa.Table:
-    """A table stored by ``table_json``, with ``schema`` when given."""
-    return pa.Table.from_pylist(json.loads(text), schema=schema)
-
-
-def registry_rows(table: pa.Table | None) -> list[dict[str, Any]] | None:
-    """The registry's rows as dicts, or None when there is no registry table."""
-    return None if table is None else table.to_pylist()
-
-
 def empty_models_table() -> pa.Table:
     """``segment_models`` with no row: a build that did not refit registers nothing."""
     return SEGMENT_MODELS_SCHEMA.empty_table()
@@ -388,12 +378,6 @@ def projection_json(projection: Projection) -> str:
     return json.dumps(
         {"mean": projection.mean.tolist(), "components": projection.components.tolist()}
     )
-
-
-def projection_from_json(text: str) -> Projection:
-    """A projection stored by ``projection_json``."""
-    values = json.loads(text)
-    return Projection(np.array(values["mean"]), np.array(values["components"]))
 
 
 def _cluster_rows(
