@@ -32,8 +32,12 @@
         {%- elif var('migration_period') == 'quarter' and var('migration_months') is number and var('migration_months') < 3 -%}
             {%- do problems.append("migration_months: expected 3 or more with migration_period quarter (a quarter end in the span), got " ~ var('migration_months')) -%}
         {%- endif -%}
-        {%- if var('refit') is not sameas true -%}
-            {%- do problems.append("refit: only true is available in this version (every build refits, and segments keep their ids through segment_models); got " ~ var('refit') ~ ". Scoring with the registered model without refitting is not built yet") -%}
+        {%- if var('refit') is not sameas true and var('refit') is not sameas false -%}
+            {%- do problems.append("refit: expected true or false, got " ~ var('refit')) -%}
+        {%- endif -%}
+        {%- set refit_after = var('refit_after_days') -%}
+        {%- if refit_after is not none and (refit_after is not number or refit_after < 0) -%}
+            {%- do problems.append("refit_after_days: expected a number of days >= 0 or null, got " ~ refit_after) -%}
         {%- endif -%}
         {%- for name in ['drift_max_psi', 'drift_max_share_points', 'drift_max_distance_growth', 'segment_match_max_distance'] -%}
             {%- if var(name) is not number or var(name) <= 0 -%}

@@ -317,7 +317,10 @@ def test_too_few_customers_to_cluster_fail_with_a_clear_message(
         duckdb.connect(str(fixture_build.database), read_only=True) as con,
         pytest.raises(ModelError, match=re.escape(f"scaler_parameters: {message}")),
     ):
-        models.scaler_parameters(con.table("customer_features"), config["clustering"])
+        con.register("plan", models.segment_model_plan(None, config["clustering"]))
+        models.scaler_parameters(
+            con.table("customer_features"), con.table("plan"), config["clustering"]
+        )
     assert f"[scaler_parameters] ERROR: {message}" in capsys.readouterr().out
 
 

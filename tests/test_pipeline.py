@@ -33,8 +33,11 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
     con = duckdb.connect()
     con.register("customer_features", features)
     outputs: dict[str, pa.Table] = {}
+    # The first build: no registry yet.
+    outputs["segment_model_plan"] = pipeline.segment_model_plan(None, DEFAULT_SETTINGS)
+    con.register("segment_model_plan", outputs["segment_model_plan"])
     outputs["scaler_parameters"] = pipeline.scaler_parameters(
-        con.table("customer_features"), DEFAULT_SETTINGS
+        con.table("customer_features"), con.table("segment_model_plan"), DEFAULT_SETTINGS
     )
     parameters = parameters_from_table(outputs["scaler_parameters"])
     ids, raw = pipeline.read_matrix(con.table("customer_features"), FEATURES)
@@ -49,16 +52,13 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
         outputs[name] = function(*[con.table(i) for i in inputs], DEFAULT_SETTINGS)
         con.register(name, outputs[name])
 
-    run("kmeans_candidates", "customer_features_scaled")
-    run("hierarchy_leaves", "customer_features_scaled")
+    run("kmeans_candidates", "customer_features_scaled", "segment_model_plan")
+    run("hierarchy_leaves", "customer_features_scaled", "segment_model_plan")
     run("hierarchy_linkage", "customer_features_scaled", "hierarchy_leaves")
     ward = ("hierarchy_leaves", "hierarchy_linkage")
     run("candidate_silhouettes", "customer_features_scaled", "kmeans_candidates", *ward)
-    run("stability_refits", "customer_features_scaled")
+    run("stability_refits", "customer_features_scaled", "segment_model_plan")
     run("cluster_stability", "stability_refits")
-    # The first build: no registry yet.
-    outputs["segment_model_plan"] = pipeline.segment_model_plan(None, DEFAULT_SETTINGS)
-    con.register("segment_model_plan", outputs["segment_model_plan"])
     run(
         "cluster_model_selection",
         "customer_features_scaled",
@@ -81,6 +81,7 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
         "cluster_centroids",
         "cluster_model_selection",
         *ward,
+        "segment_model_plan",
     )
     run(
         "customer_silhouettes",
@@ -89,7 +90,7 @@ def run_models(features: pa.Table) -> dict[str, pa.Table]:
         "customer_clusters",
         "cluster_model_selection",
     )
-    run("segment_rule_tree", "customer_features", "customer_clusters")
+    run("segment_rule_tree", "customer_features", "customer_clusters", "segment_model_plan")
     run("customer_rule_segments", "customer_features", "segment_rule_tree")
     return outputs
 
@@ -164,8 +165,9 @@ def test_identical_customers_fail_naming_the_feature(capsys: pytest.CaptureFixtu
     con = duckdb.connect()
     con.register("features", pa.table({"customer_id": range(1, 8)} | {
         name: [value] * 7 for name, value in alike.items()}))  # fmt: skip
+    con.register("plan", pipeline.segment_model_plan(None, settings))
     with pytest.raises(pipeline.ModelError) as error:
-        pipeline.scaler_parameters(con.table("features"), settings)
+        pipeline.scaler_parameters(con.table("features"), con.table("plan"), settings)
     shown = capsys.readouterr().out
     assert "[scaler_parameters] ERROR: 0 of 7 clustering features have any spread (none)" in shown
     for text in (shown, str(error.value)):

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import PROJECT_ROOT, DbtRun, background_build, copy_database, run_dbt
 from customer_segmentation.ml.identity import bin_shares, population_stability_index
+from customer_segmentation.report.page import write_report
 from test_reliability import csv_lines, customer_orders
 from test_rules_build import frame
 
@@ -204,3 +206,119 @@ def test_a_removed_group_is_a_drift_warning_with_its_figures(
     assert len(gone) == 1 and gone[0][1] == pytest.approx(25)
     assert all(current == pytest.approx(100 / 3) for _, _, current, _ in rows if current)
     assert "warn_segment_share_moved" in warnings(run.output)
+
+
+# Scoring with the registered model (var refit false) -------------------------------------
+
+FIT_STAGES = ["fit scaling", "k-means for k=", "Ward leaves", "Ward tree", "decision tree"]
+
+
+@pytest.fixture(scope="module")
+def scored_without_refit(bundled_build: DbtRun, tmp_path_factory: pytest.TempPathFactory) -> DbtRun:
+    """A copy of the bundled build's database built again with refit false (models and tests)."""
+    workdir = tmp_path_factory.mktemp("scored")
+    database = copy_database(bundled_build, workdir / "scored.duckdb")
+    return run_dbt(["build"], workdir, {"refit": False}, database=database)
+
+
+def test_refit_false_scores_with_the_registered_model_and_fits_nothing(
+    bundled_build: DbtRun, scored_without_refit: DbtRun
+) -> None:
+    run = scored_without_refit
+    assert run.returncode == 0, run.output[-3000:]
+    assert "[segment_model_plan] var refit is false: scoring with model 1" in run.output
+    for model in ("scaler_parameters", "kmeans_candidates", "hierarchy_leaves",
+                  "stability_refits", "cluster_model_selection", "segment_rule_tree"):  # fmt: skip
+        assert f"[{model}] registered model 1: nothing fitted" in run.output
+    assert not [stage for stage in FIT_STAGES if stage in run.output]
+    assert run.scalar("select count(*) from segment_models") == 1
+    columns = ("customer_id, cluster_id, segment_id, segment_name, distance_to_centroid, "
+               "is_outlier, rule_id, rule_cluster_id, suppression_reason")  # fmt: skip
+    sql = f"select {columns} from customer_segments order by customer_id"
+    scored, fitted = frame(run, sql), frame(bundled_build, sql)
+    pd.testing.assert_frame_equal(scored, fitted, check_exact=False, rtol=1e-9)
+    projection = "select customer_id, pca_1, pca_2 from customer_clusters order by 1"
+    pd.testing.assert_frame_equal(frame(run, projection), frame(bundled_build, projection),
+                                  check_exact=False, atol=1e-9)  # fmt: skip
+    assert run.scalar("select count(hierarchical_cluster_id) from customer_segments") == 0
+    selection = run.query("select selection_rule, k from cluster_model_selection")
+    assert selection == [("registered_model", 4)]
+    assert run.scalar("select max(drift) from segment_drift") < 1e-9  # its own training data
+
+
+@pytest.fixture
+def registered(planted_refits: dict[str, DbtRun], tmp_path: Path) -> Path:
+    """A copy of the planted groups' first build (model 1 registered), to write to."""
+    return copy_database(planted_refits["first"], tmp_path / "registered.duckdb")
+
+
+def plan_run(database: Path, workdir: Path, variables: dict) -> DbtRun:
+    """segment_model_plan alone, on ``database``."""
+    return run_dbt(["build", "--select", "segment_model_plan"], workdir, variables,
+                   database=database)  # fmt: skip
+
+
+def test_refit_false_without_a_model_stops_saying_to_refit_first(tmp_path: Path) -> None:
+    run = plan_run(tmp_path / "empty.duckdb", tmp_path, {"refit": False})
+    assert run.returncode != 0
+    assert ("var refit is false but segment_models holds no model to score with: run a build "
+            "with refit: true first") in run.output  # fmt: skip
+
+
+def test_an_old_model_or_other_features_are_reported_and_refitted(
+    planted_refits: dict[str, DbtRun], registered: Path, tmp_path: Path
+) -> None:
+    old = plan_run(registered, tmp_path / "old", {"refit": False, "refit_after_days": 0})
+    assert old.returncode == 0, old.output[-3000:]
+    assert "more than var refit_after_days (0): refitting" in old.output
+    other = plan_run(registered, tmp_path / "other", {"refit": False,
+                     "clustering_features": ["recency_days", "frequency", "monetary"],
+                     "log_transformed_features": ["frequency", "monetary"]})  # fmt: skip
+    assert other.returncode == 0, other.output[-3000:]
+    assert "[segment_model_plan] WARNING: model 1 in segment_models was fitted on the features" in (
+        other.output
+    )
+    older = tmp_path / "older.duckdb"
+    copy_database(DbtRun(0, "", registered), older)
+    with duckdb.connect(str(older)) as con:
+        con.execute("update segment_models set registry_version = 0")
+    every = planted_refits["first"].workdir.parent / "every.csv"
+    variables = {"raw_transactions_path": str(every), "n_clusters": 4}
+    refit = run_dbt(REFIT, tmp_path / "refit", variables, database=older)
+    assert refit.returncode == 0, refit.output[-3000:]
+    assert "written by an older version of the project" in refit.output
+    rows = DbtRun(0, "", older).query(
+        "select status, min(segment_id) from segment_model_segments where model_id = 2 group by 1"
+    )
+    assert rows == [("new", 5)]  # nothing matched against it; ids go on after model 1's
+
+
+def test_refit_false_on_changed_data_warns_of_the_drift(
+    planted_refits: dict[str, DbtRun], tmp_path: Path
+) -> None:
+    database = copy_database(planted_refits["first"], tmp_path / "scored.duckdb")
+    three = planted_groups(tmp_path / "three.csv", ["loyal", "recent", "lapsed"])
+    run = run_dbt(REFIT, tmp_path, {"raw_transactions_path": str(three), "refit": False,
+                                    "n_clusters": 4}, database=database)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "scoring with model 1" in run.output
+    assert "warn_segment_share_moved" in warnings(run.output)
+    shares = dict(run.query(
+        "select subject, current_value from segment_drift where measure = 'segment_share_points'"
+    ))  # fmt: skip
+    assert sorted(round(v, 1) for v in shares.values()) == [0.0, 33.3, 33.3, 33.3]
+    assert run.scalar("select count(*) from segment_models") == 1
+
+
+def test_the_report_says_which_model_scored_and_whether_it_refitted(
+    bundled_build: DbtRun, scored_without_refit: DbtRun, tmp_path: Path
+) -> None:
+    fitted = write_report(bundled_build.database, tmp_path / "fitted", png=False)[0].read_text()
+    assert "This build refitted: model 1 (k = 4, fitted" in fitted
+    assert "the first model: every segment is new" in fitted
+    assert "The first registered model: nothing to compare yet." in fitted
+    scored = write_report(scored_without_refit.database, tmp_path / "scored", png=False)
+    html = scored[0].read_text()
+    assert "This build did not refit: it scored every customer with registered model 1" in html
+    assert "no Ward tree was fitted" in html
+    assert "Drift against model 1" in html and "PSI warns above 0.2" in html

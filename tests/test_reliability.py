@@ -130,13 +130,14 @@ def table_hash(run: DbtRun, table: str, key: str) -> str:
 
 
 def test_invalid_vars_are_named_before_any_work(dbt_runner: Callable[..., DbtRun]) -> None:
-    variables = {"snapshot_date": "2011-02-30", "outlier_percentile": 99, "refit": False,
-                 "drift_max_psi": 0}  # fmt: skip
+    variables = {"snapshot_date": "2011-02-30", "outlier_percentile": 99, "refit": "sometimes",
+                 "drift_max_psi": 0, "refit_after_days": -1}  # fmt: skip
     run = dbt_runner(["build"], variables)
     assert run.returncode != 0
     assert "snapshot_date: 2011-02-30 is not a date" in run.output
     assert "outlier_percentile: expected a number between 0 and 1 (exclusive), got 99" in run.output
-    assert "refit: only true is available in this version" in run.output
+    assert "refit: expected true or false, got sometimes" in run.output
+    assert "refit_after_days: expected a number of days >= 0 or null, got -1" in run.output
     assert "drift_max_psi: expected a number > 0, got 0" in run.output
 
 

@@ -106,7 +106,7 @@ def manifest(run: DbtRun) -> dict:
 def test_every_section_and_chart_is_built(sections: list[report.Section]) -> None:
     assert [s.key for s in sections] == SECTIONS
     charts = all_charts(sections)
-    assert len(charts) == 25
+    assert len(charts) == 26
     for name, chart in charts.items():
         spec = chart.to_dict()  # validates against the Vega-Lite schema
         assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/"), name
@@ -411,8 +411,10 @@ def migration_rows(to_dates: list[str], kinds: list[str]) -> pd.DataFrame:
                     "period_kind": kind,
                     "period_days": 30,
                     "from_cluster_id": 1,
+                    "from_segment_id": 7,
                     "from_segment_name": "A",
                     "to_cluster_id": to_cluster,
+                    "to_segment_id": 6 + to_cluster,
                     "to_segment_name": "AB"[to_cluster - 1],
                     "n_customers": 5,
                     "n_entered": 0,

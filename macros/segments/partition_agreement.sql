@@ -1,7 +1,8 @@
 {#-
     Adjusted Rand index and normalised mutual information (arithmetic-mean normalisation, as
     scikit-learn's default) between two labelings of the same rows, from their contingency
-    table. relation has one row per item with columns left_column and right_column.
+    table. relation has one row per item with columns left_column and right_column; rows
+    where either is null are left out (no rows: null).
 -#}
 {% macro partition_agreement(relation, left_column, right_column) %}
 
@@ -15,6 +16,9 @@
             count(*) as n_ij
 
         from {{ relation }}
+        -- Rows without both labels do not count (no Ward cluster when scoring with a registered
+        -- model: then there is no agreement to report, and the result is null).
+        where {{ left_column }} is not null and {{ right_column }} is not null
         group by all
 
     ),

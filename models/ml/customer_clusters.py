@@ -8,5 +8,6 @@ def model(dbt, session):
         dbt.ref("cluster_model_selection"),
         dbt.ref("hierarchy_leaves"),
         dbt.ref("hierarchy_linkage"),
+        dbt.ref("segment_model_plan"),
         dbt.config.get("clustering"),
     )

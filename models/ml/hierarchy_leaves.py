@@ -3,5 +3,7 @@ from customer_segmentation import models
 
 def model(dbt, session):
     return models.hierarchy_leaves(
-        dbt.ref("customer_features_scaled"), dbt.config.get("clustering")
+        dbt.ref("customer_features_scaled"),
+        dbt.ref("segment_model_plan"),
+        dbt.config.get("clustering"),
     )

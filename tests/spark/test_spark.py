@@ -477,7 +477,9 @@ def same_clusters_build(
     config = parse_config(spark_session.project_clustering_settings())
     features = session.table(f"{SAME_CLUSTERS}.customer_features")  # type: ignore[attr-defined]
     clusters = session.table(f"{SAME_CLUSTERS}.customer_clusters")  # type: ignore[attr-defined]
-    rules = write("segment_rule_tree", spark_models.segment_rule_tree(features, clusters, config))
+    rules = write(
+        "segment_rule_tree", spark_models.segment_rule_tree(features, clusters, None, config)
+    )
     write("customer_rule_segments", spark_models.customer_rule_segments(features, rules, config))
     previous = os.environ.get("DBT_SPARK_SCHEMA")
     os.environ["DBT_SPARK_SCHEMA"] = SAME_CLUSTERS

@@ -241,6 +241,7 @@ final as (
 
     from measures
     cross join models_compared
+    where models_compared.reference_model_id is not null
 
 )
 

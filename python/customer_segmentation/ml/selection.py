@@ -169,7 +169,7 @@ def evaluation_sample(n_customers: int, config: ClusteringConfig) -> np.ndarray:
 def candidate_labelings(
     matrix: np.ndarray,
     candidates: Mapping[int, Candidate],
-    tree: WardTree,
+    tree: WardTree | None,
     config: ClusteringConfig,
     rows: np.ndarray | None = None,
 ) -> dict[tuple[str, int], np.ndarray]:
@@ -184,6 +184,8 @@ def candidate_labelings(
     labelings = {
         ("kmeans", k): nearest_centroid(assigned, candidates[k].centers)[0] + 1 for k in ks
     }
+    if tree is None:  # a build that scores with a registered model fits no Ward tree
+        return labelings
     for k, ids in numbered_cuts(matrix, tree, ks, config.order_feature_index).items():
         labelings["hierarchical", k] = ids if rows is None else ids[rows]
     return labelings
@@ -322,6 +324,40 @@ def selection_rows(
                 }
             )
     return rows, choice
+
+
+def registered_rows(
+    matrix: np.ndarray,
+    candidate: Candidate,
+    labels: np.ndarray,
+    mean_silhouette: float,
+    reason: str,
+    config: ClusteringConfig,
+) -> dict[str, object]:
+    """``cluster_model_selection`` of a build that scores with a registered model: its row.
+
+    The registered k-means model's scores on today's customers (nothing is chosen or fitted;
+    no stability, no Ward).
+    """
+    metrics = partition_metrics(matrix, labels)
+    row = {
+        "algorithm": "kmeans",
+        "k": candidate.k,
+        "inertia": candidate.inertia,
+        "silhouette": None if math.isnan(mean_silhouette) else mean_silhouette,
+        "calinski_harabasz": metrics["calinski_harabasz"],
+        "davies_bouldin": metrics["davies_bouldin"],
+        "stability": None,
+        "is_knee": False,
+        "is_selected": True,
+        "selection_rule": "registered_model",
+        "selection_reason": reason,
+        "n_customers": len(matrix),
+        "silhouette_sample_size": len(evaluation_sample(len(matrix), config)),
+        "hierarchical_method": None,
+        "sklearn_version": sklearn.__version__,
+    }
+    return row
 
 
 def model_selection(

@@ -35,7 +35,7 @@ from customer_segmentation.ml.lifetime_value import (
     fit_lifetime_value,
     holdout_predictions,
 )
-from customer_segmentation.ml.projection import pca_coordinates
+from customer_segmentation.ml.projection import pca_coordinates, project
 from customer_segmentation.ml.rules import RuleSet, assign_rules, fit_rules
 from customer_segmentation.ml.scaling import (
     fit_scaler,
@@ -70,6 +70,12 @@ from customer_segmentation.models.registry import (
     empty_models_table,
     models_row_table,
     register_model,
+    registered_candidate,
+    registered_projection,
+    registered_rules,
+    registered_scaler,
+    registered_selection_table,
+    scoring_plan,
     utc_now,
 )
 from customer_segmentation.models.tables import (
@@ -77,6 +83,7 @@ from customer_segmentation.models.tables import (
     candidates_table,
     centroid_matrix,
     centroid_table,
+    empty_linkage_table,
     leaves_table,
     linkage_table,
     mean_by_candidate,
@@ -128,8 +135,11 @@ __all__ = [
 
 
 @dbt_model
-def scaler_parameters(features: Relation, config: ClusteringConfig) -> pa.Table:
-    """Model scaler_parameters: fit the scaling on customer_features."""
+def scaler_parameters(features: Relation, plan: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model scaler_parameters: fit the scaling on customer_features (or the registered one)."""
+    registered = scoring_plan(plan, "scaler_parameters")
+    if registered is not None:
+        return registered_scaler(registered)
     with stage("scaler_parameters", "fit scaling"):
         _, matrix = read_matrix(features, config.clustering_features)
         evaluated_range(config, len(matrix))  # too few customers: say so before anything else
@@ -154,9 +164,16 @@ def scaler_parameters(features: Relation, config: ClusteringConfig) -> pa.Table:
 
 
 @dbt_model
-def kmeans_candidates(scaled: Relation, config: ClusteringConfig) -> pa.Table:
-    """Model kmeans_candidates: k-means at every k the selection evaluates."""
+def kmeans_candidates(scaled: Relation, plan: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model kmeans_candidates: k-means at every k the selection evaluates.
+
+    Not refitting: the registered model's centres, the only candidate (nothing is fitted).
+    """
     _, matrix = read_matrix(scaled, config.clustering_features)
+    registered = scoring_plan(plan, "kmeans_candidates")
+    if registered is not None:
+        candidate = registered_candidate(registered, matrix, config.clustering_features)
+        return candidates_table({candidate.k: candidate}, config.clustering_features)
     ks = evaluated_range(config, len(matrix))
     with stage("kmeans_candidates", f"k-means for k={ks[0]}..{ks[-1]}"):
         candidates = fit_candidates(matrix, ks, config)
@@ -164,9 +181,14 @@ def kmeans_candidates(scaled: Relation, config: ClusteringConfig) -> pa.Table:
 
 
 @dbt_model
-def hierarchy_leaves(scaled: Relation, config: ClusteringConfig) -> pa.Table:
-    """Model hierarchy_leaves: the Ward leaf of every customer (itself, or its micro-cluster)."""
+def hierarchy_leaves(scaled: Relation, plan: Relation, config: ClusteringConfig) -> pa.Table:
+    """Model hierarchy_leaves: the Ward leaf of every customer (itself, or its micro-cluster).
+
+    Not refitting: empty (Ward, the comparison clustering, is not fitted either).
+    """
     ids, matrix = read_matrix(scaled, config.clustering_features)
+    if scoring_plan(plan, "hierarchy_leaves") is not None:
+        return leaves_table(ids[:0], np.zeros(0, dtype=np.int64), "none")
     with stage("hierarchy_leaves", "Ward leaves"):
         leaf_of_row, method = ward_leaves(
             matrix, config.exact_ward_max_customers, config.ward_micro_clusters, config.random_state
@@ -178,6 +200,8 @@ def hierarchy_leaves(scaled: Relation, config: ClusteringConfig) -> pa.Table:
 def hierarchy_linkage(scaled: Relation, leaves: Relation, config: ClusteringConfig) -> pa.Table:
     """Model hierarchy_linkage: the Ward merges of the leaves, enough to draw a dendrogram."""
     ids, matrix = read_matrix(scaled, config.clustering_features)
+    if not leaves.to_arrow_table().num_rows:  # not refitting: no Ward tree
+        return empty_linkage_table()
     leaf_table = read_ordered(leaves, "customer_id", ids, "hierarchy_leaves")
     with stage("hierarchy_linkage", "Ward tree"):
         tree = ward_tree(
@@ -189,9 +213,11 @@ def hierarchy_linkage(scaled: Relation, leaves: Relation, config: ClusteringConf
 def _candidates_and_tree(
     ids: np.ndarray, candidates: Relation, leaves: Relation, linkage: Relation,
     config: ClusteringConfig,
-) -> tuple[dict[int, Candidate], WardTree]:  # fmt: skip
-    """The k-means candidates and the Ward tree, read back from their tables."""
+) -> tuple[dict[int, Candidate], WardTree | None]:  # fmt: skip
+    """The k-means candidates and the Ward tree (None when not refitting), from their tables."""
     fits = candidates_from_table(candidates.to_arrow_table(), config.clustering_features)
+    if not leaves.to_arrow_table().num_rows:
+        return fits, None
     tree = ward_tree_from_tables(
         read_ordered(leaves, "customer_id", ids, "hierarchy_leaves"),
         linkage.order("merge_order").to_arrow_table(),
@@ -219,12 +245,15 @@ def candidate_silhouettes(
 
 
 @dbt_model
-def stability_refits(scaled: Relation, config: ClusteringConfig) -> pa.Table:
+def stability_refits(scaled: Relation, plan: Relation, config: ClusteringConfig) -> pa.Table:
     """Model stability_refits: k-means and Ward refitted on bootstrap samples, at every k.
 
     Each refit labels the evaluation sample; cluster_stability and segment_stability read them.
+    Not refitting: empty.
     """
     ids, matrix = read_matrix(scaled, config.clustering_features)
+    if scoring_plan(plan, "stability_refits") is not None:
+        return refits_table(ids[:0], {}, 0)
     ks = evaluated_range(config, len(matrix))
     refits = refits_by_candidate(matrix, ks, config)
     size = min(len(matrix), config.stability_sample_size)
@@ -266,6 +295,11 @@ def cluster_model_selection(
     mean_silhouettes = mean_by_candidate(
         silhouettes.order("algorithm, k, customer_id").to_arrow_table()
     )
+    registered = scoring_plan(plan, "cluster_model_selection")
+    if registered is not None:
+        return registered_selection_table(
+            matrix, fits, labelings, mean_silhouettes, registered, config
+        )
     by_candidate = stability_from_table(stability.to_arrow_table())
     registered_k = plan.to_arrow_table()["k"][0].as_py()
     rows, _ = selection_rows(matrix, fits, tree, labelings, mean_silhouettes, by_candidate, config,
@@ -301,27 +335,37 @@ def customer_clusters(
     selection: Relation,
     leaves: Relation,
     linkage: Relation,
+    plan: Relation,
     config: ClusteringConfig,
 ) -> pa.Table:
-    """Model customer_clusters: k-means and Ward cluster, distance and PCA per customer."""
+    """Model customer_clusters: k-means and Ward cluster, distance and PCA per customer.
+
+    Not refitting: no Ward cluster (null), and the registered model's projection.
+    """
     k = selected_k(selection.to_arrow_table())
     ids, matrix = read_matrix(scaled, config.clustering_features)
     centers = centroid_matrix(centroids.to_arrow_table(), config.clustering_features)
     with stage("customer_clusters", "assign to nearest centroid"):
         labels, distances = nearest_centroid(matrix, centers)
-    with stage("customer_clusters", f"Ward cut at k={k}"):
-        tree = ward_tree_from_tables(
-            read_ordered(leaves, "customer_id", ids, "hierarchy_leaves"),
-            linkage.order("merge_order").to_arrow_table(),
-        )
-        ward_ids = numbered_cuts(matrix, tree, [k], config.order_feature_index)[k]
-    with stage("customer_clusters", "PCA"):
-        coordinates = pca_coordinates(matrix, config.random_state)
+    registered = scoring_plan(plan, "customer_clusters")
+    if registered is not None:
+        ward_ids = pa.nulls(len(ids), pa.int64())
+        coordinates = project(matrix, registered_projection(registered))
+    else:
+        with stage("customer_clusters", f"Ward cut at k={k}"):
+            tree = ward_tree_from_tables(
+                read_ordered(leaves, "customer_id", ids, "hierarchy_leaves"),
+                linkage.order("merge_order").to_arrow_table(),
+            )
+            ward_ids = numbered_cuts(matrix, tree, [k], config.order_feature_index)[k]
+            ward_ids = ward_ids.astype(np.int64)
+        with stage("customer_clusters", "PCA"):
+            coordinates = pca_coordinates(matrix, config.random_state)
     return pa.table(
         {
             "customer_id": ids,
             "cluster_id": (labels + 1).astype(np.int64),
-            "hierarchical_cluster_id": ward_ids.astype(np.int64),
+            "hierarchical_cluster_id": ward_ids,
             "distance_to_centroid": distances,
             "pca_1": coordinates[:, 0],
             "pca_2": coordinates[:, 1],
@@ -396,8 +440,16 @@ def learn_rules(matrix: np.ndarray, clusters: np.ndarray, config: ClusteringConf
 
 
 @dbt_model
-def segment_rule_tree(features: Relation, clusters: Relation, config: ClusteringConfig) -> pa.Table:
-    """Model segment_rule_tree: the rules (tree leaves) that say each segment in words and SQL."""
+def segment_rule_tree(
+    features: Relation, clusters: Relation, plan: Relation, config: ClusteringConfig
+) -> pa.Table:
+    """Model segment_rule_tree: the rules (tree leaves) that say each segment in words and SQL.
+
+    Not refitting: the registered model's rules, as they were fitted.
+    """
+    registered = scoring_plan(plan, "segment_rule_tree")
+    if registered is not None:
+        return registered_rules(registered)
     matrix, labels = _fit_features(features, clusters, config)
     rule_set = learn_rules(matrix, labels, config)
     assigned = rule_set.assign(dict(zip(config.clustering_features, matrix.T, strict=True)))

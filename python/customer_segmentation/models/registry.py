@@ -31,9 +31,15 @@ from customer_segmentation.ml.identity import (
     library_version,
     match_segments,
 )
+from customer_segmentation.ml.kmeans import nearest_centroid
 from customer_segmentation.ml.projection import Projection, fit_projection
-from customer_segmentation.ml.scaling import apply_scaling
-from customer_segmentation.models.tables import parameters_from_table
+from customer_segmentation.ml.scaling import FeatureScaling, apply_scaling
+from customer_segmentation.ml.selection import Candidate, registered_rows
+from customer_segmentation.models.tables import (
+    SELECTION_SCHEMA,
+    parameters_from_table,
+    parameters_table,
+)
 
 # Bumped when the registry's layout or meaning changes; a registry of another version is
 # reported and refitted, never read as if it were this one.
@@ -485,3 +491,72 @@ def register_model(
         ),
     }
     return row, summary
+
+
+# A build that scores with the registered model (var refit false) ---------------------------
+
+
+def scoring_plan(plan: Any, model: str) -> dict[str, Any] | None:
+    """The plan's row when this build scores with a registered model, else None (refit).
+
+    ``plan``: the segment_model_plan relation. Prints, for the build's log, that ``model``
+    fits nothing.
+    """
+    row = plan.to_arrow_table().to_pylist()[0]
+    if row["refit"]:
+        return None
+    print(f"[{model}] registered model {row['model_in_use_id']}: nothing fitted", flush=True)
+    return row
+
+
+def registered_scaler(plan: Mapping[str, Any]) -> pa.Table:
+    """The registered model's scaler_parameters."""
+    return parameters_table([FeatureScaling(**r) for r in json.loads(plan["scaler_json"])])
+
+
+def registered_centers(plan: Mapping[str, Any], features: Sequence[str]) -> np.ndarray:
+    """The registered model's scaled centres, row i is cluster i + 1."""
+    segments = active_segments(plan["segments_json"])
+    if [s["cluster_id"] for s in segments] != list(range(1, len(segments) + 1)):
+        raise RegistryError(
+            f"model {plan['model_in_use_id']} in segment_models has clusters "
+            f"{[s['cluster_id'] for s in segments]}, not 1..k"
+        )
+    return np.array([[float(s["center_scaled"][f]) for f in features] for s in segments])
+
+
+def registered_candidate(
+    plan: Mapping[str, Any], matrix: np.ndarray, features: Sequence[str]
+) -> Candidate:
+    """The registered centres as the only k-means candidate, with today's inertia."""
+    centers = registered_centers(plan, features)
+    _, distances = nearest_centroid(matrix, centers)
+    return Candidate(len(centers), centers, float(np.sum(distances**2)))
+
+
+def registered_selection_table(
+    matrix: np.ndarray,
+    fits: Mapping[int, Candidate],
+    labelings: Mapping[tuple[str, int], np.ndarray],
+    mean_silhouettes: Mapping[tuple[str, int], float],
+    plan: Mapping[str, Any],
+    config: ClusteringConfig,
+) -> pa.Table:
+    """``cluster_model_selection`` when scoring with the registered model: its k, today's scores."""
+    (k,) = fits
+    silhouette = mean_silhouettes.get(("kmeans", k), math.nan)
+    row = registered_rows(
+        matrix, fits[k], labelings["kmeans", k], silhouette, plan["refit_reason"], config
+    )
+    return pa.Table.from_pylist([row], schema=SELECTION_SCHEMA)
+
+
+def registered_projection(plan: Mapping[str, Any]) -> Projection:
+    """The registered model's scatter-chart projection."""
+    values = json.loads(plan["projection_json"])
+    return Projection(np.array(values["mean"]), np.array(values["components"]))
+
+
+def registered_rules(plan: Mapping[str, Any]) -> pa.Table:
+    """The registered model's segment_rule_tree, as it was fitted."""
+    return pa.Table.from_pylist(json.loads(plan["rules_json"]))

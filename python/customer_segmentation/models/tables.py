@@ -71,6 +71,46 @@ def linkage_table(tree: WardTree) -> pa.Table:
     )
 
 
+LINKAGE_SCHEMA = pa.schema(
+    [
+        ("merge_order", pa.int64()),
+        ("node_id", pa.int64()),
+        ("left_child", pa.int64()),
+        ("right_child", pa.int64()),
+        ("distance", pa.float64()),
+        ("n_customers", pa.int64()),
+        ("n_leaves", pa.int64()),
+        ("method", pa.string()),
+    ]
+)
+
+
+SELECTION_SCHEMA = pa.schema(
+    [
+        ("algorithm", pa.string()),
+        ("k", pa.int64()),
+        ("inertia", pa.float64()),
+        ("silhouette", pa.float64()),
+        ("calinski_harabasz", pa.float64()),
+        ("davies_bouldin", pa.float64()),
+        ("stability", pa.float64()),
+        ("is_knee", pa.bool_()),
+        ("is_selected", pa.bool_()),
+        ("selection_rule", pa.string()),
+        ("selection_reason", pa.string()),
+        ("n_customers", pa.int64()),
+        ("silhouette_sample_size", pa.int64()),
+        ("hierarchical_method", pa.string()),
+        ("sklearn_version", pa.string()),
+    ]
+)
+
+
+def empty_linkage_table() -> pa.Table:
+    """``hierarchy_linkage`` without a tree (a build that scores with a registered model)."""
+    return LINKAGE_SCHEMA.empty_table()
+
+
 def linkage_matrix(linkage: pa.Table) -> np.ndarray:
     """Scipy's linkage matrix back from ``hierarchy_linkage`` (ordered by merge_order)."""
     n_leaves = int(linkage["n_leaves"][0].as_py()) if linkage.num_rows else 1
@@ -91,7 +131,7 @@ def leaves_table(ids: np.ndarray, leaf_of_row: np.ndarray, method: str) -> pa.Ta
         {
             "customer_id": ids,
             "leaf_id": leaf_of_row.astype(np.int64),
-            "method": [method] * len(ids),
+            "method": pa.array([method] * len(ids), pa.string()),
         }
     )
 
@@ -288,7 +328,7 @@ def stability_table(stability: Mapping[tuple[str, int], float], runs: int, size:
     keys = sorted(stability)
     return pa.table(
         {
-            "algorithm": [algorithm for algorithm, _ in keys],
+            "algorithm": pa.array([algorithm for algorithm, _ in keys], pa.string()),
             "k": np.array([k for _, k in keys], dtype=np.int64),
             "stability": np.array([stability[key] for key in keys], dtype=np.float64),
             "stability_runs": np.full(len(keys), runs, dtype=np.int64),

@@ -457,10 +457,16 @@ def silhouette_plot(silhouettes: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
     )
 
 
-def dendrogram(linkage: pd.DataFrame, k: int, last_merges: int = 30) -> alt.LayerChart:
+def dendrogram(linkage: pd.DataFrame, k: int, last_merges: int = 30) -> alt.LayerChart | alt.Chart:
     """Top of the Ward hierarchy (the last merges), with the cut at k marked."""
     from scipy.cluster.hierarchy import dendrogram as scipy_dendrogram
 
+    if linkage.empty:
+        return empty_state(
+            "Ward hierarchy",
+            "This build scored customers with the registered model (var refit false):\n"
+            "no Ward tree was fitted.",
+        )
     z = linkage.sort_values("merge_order")[
         ["left_child", "right_child", "distance", "n_customers"]
     ].to_numpy(dtype=float)
@@ -1041,7 +1047,9 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
             ),
             tooltip=[
                 alt.Tooltip("from_segment_name:N", title="From"),
+                alt.Tooltip("from_segment_id:Q", title="From segment id"),
                 alt.Tooltip("to_segment_name:N", title="To"),
+                alt.Tooltip("to_segment_id:Q", title="To segment id"),
                 alt.Tooltip("n_customers:Q", title="Customers", format=","),
                 alt.Tooltip("n_ordered_in_period:Q", title="Ordered in between", format=","),
                 alt.Tooltip("n_lapsed_in_period:Q", title="Lapsed in between", format=","),
@@ -1079,4 +1087,59 @@ def segment_sizes_over_time(counts: pd.DataFrame, scale: alt.Scale) -> alt.Chart
             ],
         )
         .properties(width=WIDTH, height=260)
+    )
+
+
+DRIFT_MEASURES = {
+    "population_stability_index": "PSI",
+    "segment_share_points": "share moved (points)",
+    "mean_distance_growth": "spread growth",
+}
+
+
+def segment_drift(drift: pd.DataFrame) -> alt.LayerChart | alt.Chart:
+    """Each drift measure as a share of its threshold (rpt_segment_drift); past 1 warns."""
+    if drift.empty:
+        return empty_state(
+            "Drift since the previous model", "The first registered model: nothing to compare yet."
+        )
+    reference = int(drift["reference_model_id"].iloc[0])
+    shown = drift.assign(
+        label=drift["measure"].map(DRIFT_MEASURES) + ": " + drift["subject"].astype(str),
+        status=drift["is_drifted"].map({True: "above threshold", False: "within"}),
+    )
+    bars = (
+        alt.Chart(shown)
+        .mark_bar()
+        .encode(
+            x=alt.X("share_of_threshold:Q", title="Drift as a share of its threshold"),
+            y=alt.Y("label:N", sort=None, title=None),
+            color=alt.Color(
+                "status:N",
+                scale=alt.Scale(domain=["within", "above threshold"], range=["#9ecae1", "#d62728"]),
+                title=None,
+            ),
+            tooltip=[
+                alt.Tooltip("label:N", title="Measure"),
+                alt.Tooltip("drift:Q", title="Drift", format=".3f"),
+                alt.Tooltip("threshold:Q", title="Threshold", format=".2f"),
+                alt.Tooltip("reference_value:Q", title="When fitted", format=",.2f"),
+                alt.Tooltip("current_value:Q", title="Today", format=",.2f"),
+            ],
+        )
+    )
+    threshold = (
+        alt.Chart(pd.DataFrame({"x": [1.0]}))
+        .mark_rule(color="#d62728", strokeDash=[4, 3])
+        .encode(x="x:Q")
+    )
+    limits = shown.groupby("measure")["threshold"].first()
+    subtitle = "; ".join(f"{DRIFT_MEASURES[m]} warns above {limits[m]:g}" for m in limits.index)
+    return (bars + threshold).properties(
+        width=WIDTH,
+        height=alt.Step(14),
+        title=alt.Title(
+            f"Drift against model {reference}'s training data",
+            subtitle=f"{subtitle} (the dashed line).",
+        ),
     )

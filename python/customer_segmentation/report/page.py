@@ -50,6 +50,8 @@ REPORT_MODELS: dict[str, str] = {
     "rpt_clv_validation": "measure, bucket_order",
     "rpt_segment_migration": "from_segment_name, to_segment_name",
     "rpt_segment_sizes_over_time": "snapshot_date, segment_name",
+    "rpt_segment_model": "",
+    "rpt_segment_drift": "measure, subject",
     # Read by check_latest_build, after the others.
     "rpt_builds": "started_at",
 }
@@ -295,10 +297,11 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
         (
             "movement",
             "7. Movement between segments",
-            "Segments as of earlier period ends (equal months, or quarters), scored with today's "
-            "model. The days from the last period end to the snapshot date are a partial "
-            "period: the migration shows the last full period, and the time axis draws the "
-            "partial one as short as it is.",
+            model_line(data["rpt_segment_model"])
+            + " Segments as of earlier period ends (equal months, or quarters), scored with "
+            "today's model. The days from the last period end to the snapshot date are a "
+            "partial period: the migration shows the last full period, and the time axis draws "
+            "the partial one as short as it is.",
             {
                 "migration_heatmap": lambda: charts.migration_heatmap(
                     data["rpt_segment_migration"], scale
@@ -306,6 +309,7 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
                 "segment_sizes_over_time": lambda: charts.segment_sizes_over_time(
                     data["rpt_segment_sizes_over_time"], scale
                 ),
+                "segment_drift": lambda: charts.segment_drift(data["rpt_segment_drift"]),
             },
         ),
     ]
@@ -313,6 +317,28 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
         Section(key, title, intro, {name: build() for name, build in chart_builders.items()})
         for key, title, intro, chart_builders in builders
     ]
+
+
+def model_line(model: pd.DataFrame) -> str:
+    """The model in use, its age, and whether this build refitted (rpt_segment_model)."""
+    if model.empty:
+        return "No registered model."
+    row = model.iloc[0]
+    fitted = (
+        f"model {row['model_id']} (k = {row['k']}, fitted {row['fitted_at']:%Y-%m-%d %H:%M} UTC"
+    )
+    if not row["is_refitted"]:
+        return (
+            f"This build did not refit: it scored every customer with registered {fitted}, "
+            f"{row['model_age_days']:.0f} days ago). Segment ids are the model's."
+        )
+    kept = (
+        f"; {row['n_kept']} segment(s) kept their id and name from model "
+        f"{row['previous_model_id']}, {row['n_new']} new, {row['n_retired']} retired"
+        if pd.notna(row["previous_model_id"])
+        else "; the first model: every segment is new"
+    )
+    return f"This build refitted: {fitted}){kept}. Segment ids are stable across refits."
 
 
 def _reason(text: object) -> str | None:

@@ -83,8 +83,25 @@ def _ordered_centers(
     return centers[np.argsort(new_ids)], inertia
 
 
-def scaler_parameters(features: DataFrame, config: ClusteringConfig) -> DataFrame:
+def refits_only(plan: DataFrame | None) -> None:
+    """Refuse a plan to score with a registered model: the Spark backend always refits.
+
+    Raises:
+        ModelError: the plan says not to refit (var refit false).
+
+    """
+    if plan is not None and not plan.select("refit").first()[0]:
+        raise ModelError(
+            "var refit false (score with the registered model) is not available on Spark: "
+            "the Spark backend refits on every build"
+        )
+
+
+def scaler_parameters(
+    features: DataFrame, plan: DataFrame | None, config: ClusteringConfig
+) -> DataFrame:
     """Model scaler_parameters on Spark."""
+    refits_only(plan)
     with stage("scaler_parameters", "fit scaling (Spark)"):
         evaluated_range(config, features.count())
         fitted = fit_scaler_spark(
@@ -104,15 +121,21 @@ def _selection_sample(scaled: DataFrame, config: ClusteringConfig) -> tuple[np.n
     )
 
 
-def kmeans_candidates(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
+def kmeans_candidates(
+    scaled: DataFrame, plan: DataFrame | None, config: ClusteringConfig
+) -> DataFrame:
     """Model kmeans_candidates on Spark: the k-means sweep on the driver sample."""
+    refits_only(plan)
     _, matrix = _selection_sample(scaled, config)
     candidates = fit_candidates(matrix, evaluated_range(config, len(matrix)), config)
     return spark_table(scaled, candidates_table(candidates, config.clustering_features))
 
 
-def hierarchy_leaves(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
+def hierarchy_leaves(
+    scaled: DataFrame, plan: DataFrame | None, config: ClusteringConfig
+) -> DataFrame:
     """Model hierarchy_leaves on Spark: each customer's Ward leaf (itself, or its micro-cluster)."""
+    refits_only(plan)
     return ward_leaves_spark(
         scaled,
         config.clustering_features,
@@ -148,8 +171,11 @@ def candidate_silhouettes(
     return spark_table(scaled, silhouettes_table(ids[evaluation], every, labelings, values))
 
 
-def stability_refits(scaled: DataFrame, config: ClusteringConfig) -> DataFrame:
+def stability_refits(
+    scaled: DataFrame, plan: DataFrame | None, config: ClusteringConfig
+) -> DataFrame:
     """Model stability_refits on Spark: the bootstrap refits on the seeded driver sample."""
+    refits_only(plan)
     from customer_segmentation.ml.selection import refits_by_candidate
     from customer_segmentation.models.tables import refits_table
 
@@ -172,9 +198,10 @@ def cluster_stability(refits: DataFrame, config: ClusteringConfig) -> DataFrame:
 
 
 def segment_rule_tree(
-    features: DataFrame, clusters: DataFrame, config: ClusteringConfig
+    features: DataFrame, clusters: DataFrame, plan: DataFrame | None, config: ClusteringConfig
 ) -> DataFrame:
     """Model segment_rule_tree on Spark: the tree fitted on the selection's driver sample."""
+    refits_only(plan)
     from customer_segmentation.models import learn_rules
     from customer_segmentation.models.tables import rules_table
 
@@ -277,9 +304,11 @@ def customer_clusters(
     selection: DataFrame,
     leaves: DataFrame,
     linkage: DataFrame,
+    plan: DataFrame | None,
     config: ClusteringConfig,
 ) -> DataFrame:
     """Model customer_clusters on Spark: nearest centroid, the Ward tree's cut, MLlib PCA."""
+    refits_only(plan)
     from pyspark.ml.feature import PCA
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as sf
@@ -638,18 +667,18 @@ def run_ml_stage(
         written[name] = table.count()
         return table
 
-    scaler = write("scaler_parameters", scaler_parameters(features, config))
+    scaler = write("scaler_parameters", scaler_parameters(features, None, config))
     parameters = parameters_from_table(scaler.toArrow())
     scaled = scale_frame(features, parameters).cache()
     try:
-        candidates = write("kmeans_candidates", kmeans_candidates(scaled, config))
-        leaves = write("hierarchy_leaves", hierarchy_leaves(scaled, config))
+        candidates = write("kmeans_candidates", kmeans_candidates(scaled, None, config))
+        leaves = write("hierarchy_leaves", hierarchy_leaves(scaled, None, config))
         linkage = write("hierarchy_linkage", hierarchy_linkage(scaled, leaves, config))
         silhouettes = write(
             "candidate_silhouettes",
             candidate_silhouettes(scaled, candidates, leaves, linkage, config),
         )
-        refits = write("stability_refits", stability_refits(scaled, config))
+        refits = write("stability_refits", stability_refits(scaled, None, config))
         stability = write("cluster_stability", cluster_stability(refits, config))
         selection = write(
             "cluster_model_selection",
@@ -662,13 +691,13 @@ def run_ml_stage(
         )
         clusters = write(
             "customer_clusters",
-            customer_clusters(scaled, centroids, selection, leaves, linkage, config),
+            customer_clusters(scaled, centroids, selection, leaves, linkage, None, config),
         )
         write(
             "customer_silhouettes",
             customer_silhouettes(scaled, silhouettes, clusters, selection, config),
         )
-        rules = write("segment_rule_tree", segment_rule_tree(features, clusters, config))
+        rules = write("segment_rule_tree", segment_rule_tree(features, clusters, None, config))
         write("customer_rule_segments", customer_rule_segments(features, rules, config))
     finally:
         scaled.unpersist()
