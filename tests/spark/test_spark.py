@@ -101,12 +101,13 @@ def spark_build(spark: object, tmp_path_factory: pytest.TempPathFactory) -> Spar
     lines = spark_session.load_raw_transactions(spark, PROJECT_ROOT / "data/online_retail.parquet")
     assert lines == 541_909
     run_dbt_in_process(["build", "--selector", "spark_sql"], workdir)
+    config = parse_config(spark_session.project_clustering_settings())
     written = spark_models.run_ml_stage(
-        spark,
-        SCHEMA,
-        parse_config(spark_session.project_clustering_settings()),
-        parse_clv_config(spark_session.project_clv_settings()),
+        spark, SCHEMA, config, parse_clv_config(spark_session.project_clv_settings())
     )
+    # The registration reads the fit's naming, a SQL model, then the marts read the registry.
+    run_dbt_in_process(["build", "--select", "cluster_archetypes"], workdir)
+    written |= spark_models.register_stage(spark, SCHEMA, config)
     after_ml = run_dbt_in_process(["build", "--selector", "spark_after_ml"], workdir)
     return SparkBuild(written, after_ml)
 
@@ -224,6 +225,11 @@ def test_segment_marts_built_on_spark(
     assert spark_rows(spark, query.format(SCHEMA))["segment_name"].to_pylist() == [
         row[0] for row in bundled_build.query(query.format("main"))
     ]
+    # The registry on Spark: model 1, its segments' ids and names as DuckDB's first model's.
+    registry = "select model_id, segment_id, status, segment_name from {}.segment_model_segments"
+    registry += " order by segment_id"
+    on_spark = [tuple(r.values()) for r in spark_rows(spark, registry.format(SCHEMA)).to_pylist()]
+    assert on_spark == bundled_build.query(registry.format("main"))
 
 
 def test_two_stage_ward_on_spark(spark: object, spark_build: SparkBuild) -> None:
@@ -233,7 +239,7 @@ def test_two_stage_ward_on_spark(spark: object, spark_build: SparkBuild) -> None
     scaled = spark.table(f"{SCHEMA}.customer_features_scaled")  # type: ignore[attr-defined]
     # Through the dbt models' entry points, as on Databricks: the Spark twins answer, each
     # reading the table the one before it wrote.
-    leaves = models.hierarchy_leaves(scaled, settings).cache()
+    leaves = models.hierarchy_leaves(scaled, None, settings).cache()
     linkage = models.hierarchy_linkage(scaled, leaves, settings).cache()
     leaf_table, linkage_table = leaves.toArrow(), linkage.toArrow()
     n_leaves = linkage_table["n_leaves"][0].as_py()
@@ -408,7 +414,8 @@ def test_spark_rules_are_the_duckdb_models_on_the_spark_clusters(
     features, clusters, rules = duckdb_relations(
         con, spark, "customer_features", "customer_clusters", "segment_rule_tree"
     )
-    in_duckdb = models.segment_rule_tree(features, clusters, settings)
+    (plan,) = duckdb_relations(con, spark, "segment_model_plan")
+    in_duckdb = models.segment_rule_tree(features, clusters, plan, settings)
     on_spark = spark_rows(spark, f"select * from {SCHEMA}.segment_rule_tree order by rule_id")
     assert set(on_spark["fit_customers"].to_pylist()) == {4_334}
     assert_rows_close(on_spark.to_pylist(), in_duckdb.sort_by("rule_id").to_pylist(), 1e-9)
@@ -441,13 +448,15 @@ def test_sql_checks_against_python_ran_on_spark(spark_build: SparkBuild) -> None
 SAME_CLUSTERS = "same_clusters"
 DUCKDB_CLUSTERING = (
     "cluster_model_selection", "cluster_centroids", "customer_clusters", "customer_silhouettes",
+    "segment_model_plan", "segment_models",
 )  # fmt: skip
 # Tables of the Spark build equal to DuckDB's, read through views (customer_features,
 # customer_value and stability_refits are compared above; customer_segments shows the RFM ones).
 SPARK_INPUTS = ("customer_features", "customer_rfm_segments", "customer_value", "stability_refits")
 SEGMENT_MARTS = (
-    "segment_names", "segment_feature_profiles", "selected_cluster_model", "customer_segments",
-    "segment_rules", "segment_stability", "segment_profiles", "cluster_evaluation",
+    "cluster_archetypes", "segment_model_segments", "segment_names", "segment_feature_profiles",
+    "selected_cluster_model", "customer_segments", "segment_rules", "segment_stability",
+    "segment_profiles", "cluster_evaluation",
 )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""``python -m customer_segmentation.spark {load,ml}``: the steps dbt-spark cannot run."""
+"""``python -m customer_segmentation.spark {load,ml,register}``: the steps dbt-spark cannot run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from customer_segmentation.config import parse_clv_config, parse_config
 from customer_segmentation.errors import SegmentationError
-from customer_segmentation.spark.models import run_ml_stage
+from customer_segmentation.spark.models import register_stage, run_ml_stage
 from customer_segmentation.spark.session import (
     RAW_TABLE,
     load_raw_transactions,
@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     ml.add_argument(
         "--vars", default="{}", help="clustering and lifetime-value vars as JSON, as dbt --vars"
     )
+    register = commands.add_parser(
+        "register", help="append the fitted model to segment_models (after cluster_archetypes)"
+    )
+    register.add_argument(
+        "--schema", default=os.environ.get("DBT_SPARK_SCHEMA", "customer_segmentation")
+    )
+    register.add_argument("--vars", default="{}", help="clustering vars as JSON, as dbt --vars")
     args = parser.parse_args(argv)
     session = spark_session()
     try:
@@ -41,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         overrides = json.loads(args.vars)
         config = parse_config(project_clustering_settings(overrides))
-        clv = parse_clv_config(project_clv_settings(overrides))
-        written = run_ml_stage(session, args.schema, config, clv)
+        if args.command == "register":
+            written = register_stage(session, args.schema, config)
+        else:
+            clv = parse_clv_config(project_clv_settings(overrides))
+            written = run_ml_stage(session, args.schema, config, clv)
     except SegmentationError as error:
         # Bad data or vars: the message says which; anything else keeps its traceback.
         print(f"error: {error}", file=sys.stderr)

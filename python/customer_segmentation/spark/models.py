@@ -640,6 +640,91 @@ def clv_holdout_predictions(
     )
 
 
+def segment_model_plan(registry: DataFrame | None, config: ClusteringConfig) -> DataFrame:
+    """Model segment_model_plan on Spark: the DuckDB decision on the registry's few rows.
+
+    The Spark backend always refits: a plan to score with a registered model stops here.
+    """
+    from pyspark.sql import SparkSession
+
+    from customer_segmentation.models.registry import PLAN_SCHEMA, decide, utc_now
+
+    now = utc_now()
+    plan = decide(None if registry is None else registry.toArrow().to_pylist(), config, now)
+    if plan.registry_message:
+        print(f"[segment_model_plan] WARNING: {plan.registry_message}", flush=True)
+    print(f"[segment_model_plan] {plan.refit_reason}", flush=True)
+    session = SparkSession.getActiveSession() if registry is None else registry.sparkSession
+    frame = session.createDataFrame(pa.Table.from_pylist([plan.row(now)], schema=PLAN_SCHEMA))
+    refits_only(frame)
+    return frame
+
+
+def segment_models(
+    plan: DataFrame,
+    features: DataFrame,
+    scaled: DataFrame | None,
+    scaler: DataFrame,
+    centroids: DataFrame,
+    clusters: DataFrame,
+    archetypes: DataFrame,
+    rules: DataFrame,
+    config: ClusteringConfig,
+) -> DataFrame:
+    """Model segment_models on Spark: the DuckDB registration, on every customer's features.
+
+    The customers' features and clusters are collected to the driver (the fingerprint and the
+    training distributions need all of them); the scaled matrix is recomputed there.
+    """
+    from customer_segmentation.ml.scaling import apply_scaling
+    from customer_segmentation.models.registry import models_row_table, register_model, utc_now
+
+    del scaled
+    names = list(config.clustering_features)
+    table = features.select(KEY, "snapshot_date", *names).orderBy(KEY).toArrow()
+    ids = table[KEY].to_numpy()
+    matrix = np.column_stack([table[n].to_numpy().astype(float) for n in names])
+    parameters = parameters_from_table(scaler.toArrow())
+    cluster_table = clusters.select(KEY, "cluster_id", "distance_to_centroid").orderBy(KEY)
+    row, summary = register_model(
+        plan.toArrow().to_pylist()[0],
+        ids,
+        matrix,
+        apply_scaling(matrix, parameters),
+        table["snapshot_date"][0].as_py() if len(ids) else None,
+        scaler.toArrow(),
+        centroids.toArrow(),
+        cluster_table.toArrow(),
+        archetypes.toArrow(),
+        rules.toArrow(),
+        config,
+        utc_now(),
+    )
+    print(f"[segment_models] {summary}", flush=True)
+    return spark_table(features, models_row_table(row))
+
+
+def register_stage(session: SparkSession, schema: str, config: ClusteringConfig) -> dict[str, int]:
+    """Append this build's model to ``schema.segment_models``, as dbt's incremental model would.
+
+    Runs after ``run_ml_stage`` and a dbt build of ``cluster_archetypes`` (the fit's naming, a
+    SQL model), which the registration reads.
+    """
+
+    def table(name: str) -> DataFrame:
+        return session.table(f"{schema}.{name}")
+
+    frame = segment_models(
+        table("segment_model_plan"), table("customer_features"), None,
+        table("scaler_parameters"), table("cluster_centroids"), table("customer_clusters"),
+        table("cluster_archetypes"), table("segment_rule_tree"), config,
+    )  # fmt: skip
+    name = f"{schema}.segment_models"
+    mode = "append" if session.catalog.tableExists(name) else "overwrite"
+    frame.write.mode(mode).saveAsTable(name)
+    return {"segment_models": session.table(name).count()}
+
+
 def run_ml_stage(
     session: SparkSession, schema: str, config: ClusteringConfig, clv: ClvConfig
 ) -> dict[str, int]:
@@ -651,8 +736,9 @@ def run_ml_stage(
     The twins run in the DAG's order, each reading the tables the ones before it wrote.
 
     dbt-spark runs Python models only on Databricks; elsewhere (a local session, EMR, Dataproc)
-    this writes the same tables, and ``dbt build --selector spark_after_ml`` then builds the SQL
-    models that need them.
+    this writes the same tables; ``dbt build --select cluster_archetypes`` and
+    ``register_stage`` then register the model, and ``dbt build --selector spark_after_ml``
+    builds the SQL models that need them.
 
     Returns:
         Rows written per table.
@@ -667,23 +753,30 @@ def run_ml_stage(
         written[name] = table.count()
         return table
 
-    scaler = write("scaler_parameters", scaler_parameters(features, None, config))
+    registry = f"{schema}.segment_models"
+    plan = write(
+        "segment_model_plan",
+        segment_model_plan(
+            session.table(registry) if session.catalog.tableExists(registry) else None, config
+        ),
+    )
+    scaler = write("scaler_parameters", scaler_parameters(features, plan, config))
     parameters = parameters_from_table(scaler.toArrow())
     scaled = scale_frame(features, parameters).cache()
     try:
-        candidates = write("kmeans_candidates", kmeans_candidates(scaled, None, config))
-        leaves = write("hierarchy_leaves", hierarchy_leaves(scaled, None, config))
+        candidates = write("kmeans_candidates", kmeans_candidates(scaled, plan, config))
+        leaves = write("hierarchy_leaves", hierarchy_leaves(scaled, plan, config))
         linkage = write("hierarchy_linkage", hierarchy_linkage(scaled, leaves, config))
         silhouettes = write(
             "candidate_silhouettes",
             candidate_silhouettes(scaled, candidates, leaves, linkage, config),
         )
-        refits = write("stability_refits", stability_refits(scaled, None, config))
+        refits = write("stability_refits", stability_refits(scaled, plan, config))
         stability = write("cluster_stability", cluster_stability(refits, config))
         selection = write(
             "cluster_model_selection",
             cluster_model_selection(
-                scaled, candidates, leaves, linkage, silhouettes, stability, None, config
+                scaled, candidates, leaves, linkage, silhouettes, stability, plan, config
             ),
         )
         centroids = write(
@@ -691,13 +784,13 @@ def run_ml_stage(
         )
         clusters = write(
             "customer_clusters",
-            customer_clusters(scaled, centroids, selection, leaves, linkage, None, config),
+            customer_clusters(scaled, centroids, selection, leaves, linkage, plan, config),
         )
         write(
             "customer_silhouettes",
             customer_silhouettes(scaled, silhouettes, clusters, selection, config),
         )
-        rules = write("segment_rule_tree", segment_rule_tree(features, clusters, None, config))
+        rules = write("segment_rule_tree", segment_rule_tree(features, clusters, plan, config))
         write("customer_rule_segments", customer_rule_segments(features, rules, config))
     finally:
         scaled.unpersist()
