@@ -16,8 +16,8 @@ from test_rules_build import frame
 pytestmark = pytest.mark.dbt
 
 HEADER = ["customer_id", "segment_id", "segment_name", "recommended_action", "p_alive",
-          "predicted_clv", "is_returned_everything", "is_outlier", "is_lapsed",
-          "suppression_reason", "is_suppressed"]  # fmt: skip
+          "predicted_clv", "is_returned_everything", "is_high_return_rate", "is_outlier",
+          "is_lapsed", "suppression_reason", "is_suppressed"]  # fmt: skip
 
 
 def test_one_csv_per_segment_and_a_parquet_of_everyone(
@@ -53,6 +53,8 @@ def test_one_csv_per_segment_and_a_parquet_of_everyone(
     assert (merged["suppression_reason"].fillna("-") == merged["expected"].fillna("-")).all()
     assert (merged["is_lapsed"] == (merged["recency_days"] >= 180)).all()
     assert (merged["is_returned_everything"] == (merged["net_monetary"] <= 0)).all()
+    high = merged["is_high_return_rate"] & ~merged["is_returned_everything"]
+    assert (merged.loc[high, "suppression_reason"] == "high_return_rate").all() and high.any()
     assert merged["is_suppressed"].sum() == merged["expected"].notna().sum() > 0
     assert set(merged["suppression_reason"].dropna()) >= {"lapsed", "outlier"}
 

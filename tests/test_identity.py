@@ -80,9 +80,12 @@ def test_kept_segments_keep_id_and_name_new_ones_get_fresh_ids_and_the_rest_reti
     assert (
         by_id[7].status == "kept" and by_id[7].cluster_id == 1 and by_id[7].segment_name == "Lapsed"
     )
-    # A new cluster named after an archetype nobody keeps takes that name; one whose archetype
-    # a kept segment already has would duplicate nothing: it is named by its new id.
-    assert {by_id[9].segment_name, by_id[10].segment_name} == {"Loyal", "Newcomers"}
+    # A new cluster takes its archetype's name unless a segment ever had it: cluster 2 is
+    # nearest the archetype of the retired segment 3 ("Loyal"), so it is named by its new id.
+    assert (by_id[9].segment_name, by_id[10].segment_name) == ("Segment 9", "Newcomers")
+    # An archetype of an older model counts too.
+    again = identify_segments(matches, previous, clusters, 9, used_archetypes=["new_arch"])
+    assert [s.segment_name for s in again if s.status == "new"] == ["Segment 9", "Segment 10"]
     assert {s.status for s in segments if s.segment_id in (9, 10)} == {"new"}
     assert by_id[3].status == "retired" and by_id[3].cluster_id is None
     assert by_id[8].status == "retired"
@@ -106,6 +109,8 @@ def _row(model_id: int, **changes: object) -> dict:
         "registry_version": REGISTRY_VERSION,
         "fitted_at": NOW - dt.timedelta(days=10),
         "clustering_features": ", ".join(config.clustering_features),
+        "log_transformed_features": ", ".join(config.log_transformed_features),
+        "scaler": config.scaler,
         "k": 2,
         "scaler_json": "[]",
         "segments_json": json.dumps([{"segment_id": 4}, {"segment_id": 6}]),
@@ -133,6 +138,11 @@ def test_refit_false_scores_with_the_latest_model_unless_it_is_too_old() -> None
     old = decide([_row(2)], dataclasses.replace(config, refit_after_days=7), NOW)
     assert old.refit and "10.0 days old, more than var refit_after_days (7)" in old.refit_reason
     assert not decide([_row(2)], dataclasses.replace(config, refit_after_days=30), NOW).refit
+    assert plan.registry_message is None
+    # Scoring uses the model as fitted; vars changed since are named, not applied.
+    robust = decide([_row(2, scaler="robust")], config, NOW)
+    assert not robust.refit and robust.registry_status == "compatible"
+    assert "scaler was 'robust', the var is now 'standard'" in robust.registry_message
 
 
 def test_refit_false_without_a_registered_model_says_to_refit_first() -> None:

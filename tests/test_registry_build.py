@@ -315,10 +315,18 @@ def test_the_report_says_which_model_scored_and_whether_it_refitted(
 ) -> None:
     fitted = write_report(bundled_build.database, tmp_path / "fitted", png=False)[0].read_text()
     assert "This build refitted: model 1 (k = 4, fitted" in fitted
-    assert "the first model: every segment is new" in fitted
-    assert "The first registered model: nothing to compare yet." in fitted
+    assert "no earlier model to match against: every segment is new" in fitted
+    assert "No earlier model to compare with yet." in fitted
     scored = write_report(scored_without_refit.database, tmp_path / "scored", png=False)
     html = scored[0].read_text()
     assert "This build did not refit: it scored every customer with registered model 1" in html
     assert "no Ward tree was fitted" in html
     assert "Drift against model 1" in html and "PSI warns above 0.2" in html
+
+
+def test_a_full_refresh_leaves_the_registry_alone(registered: Path, tmp_path: Path) -> None:
+    run = run_dbt(["build", "--select", "segment_model_plan", "segment_models", "--full-refresh",
+                   "--exclude-resource-type", "test"], tmp_path, {"refit": False},
+                  database=registered)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert DbtRun(0, "", registered).scalar("select count(*) from segment_models") == 1

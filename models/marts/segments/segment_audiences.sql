@@ -15,6 +15,12 @@ segment_names as (
 
 ),
 
+customer_features as (
+
+    select * from {{ ref('customer_features') }}
+
+),
+
 flagged as (
 
     select
@@ -25,12 +31,15 @@ flagged as (
         customer_segments.p_alive,
         customer_segments.predicted_clv,
         customer_segments.net_monetary <= 0 as is_returned_everything,
+        customer_features.return_rate > {{ var('audience_max_return_rate') }}
+            as is_high_return_rate,
         customer_segments.is_outlier,
         customer_segments.recency_days >= {{ var('lapsed_after_days') }} as is_lapsed,
         customer_segments.suppression_reason
 
     from customer_segments
     inner join segment_names on customer_segments.cluster_id = segment_names.cluster_id
+    inner join customer_features on customer_segments.customer_id = customer_features.customer_id
 
 ),
 
@@ -44,6 +53,7 @@ final as (
         p_alive,
         predicted_clv,
         is_returned_everything,
+        is_high_return_rate,
         is_outlier,
         is_lapsed,
         coalesce(suppression_reason, case when is_lapsed then 'lapsed' end) as suppression_reason,

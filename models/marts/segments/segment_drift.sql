@@ -1,9 +1,10 @@
 -- How far today's customers have moved from the data the reference model was fitted on: the
 -- model that scored this build, or on a refit the previous registered model. Per clustering
 -- feature the population stability index over the reference's decile bins; per segment
--- (stable segment_id) the share of customers, in points, and the mean distance to the
--- centroid. The warn tests (tests/dbt/warn_*) flag rows past the vars' thresholds. No rows
--- on the first build: there is no earlier model to compare with.
+-- (stable segment_id) the share of customers, in points, and, when the build scored with the
+-- model (var refit false), the mean distance to the centroid. The warn tests (tests/dbt/warn_*)
+-- flag rows past the vars' thresholds. No rows on the first build: there is no earlier model to
+-- compare with.
 {%- set features = var('clustering_features') %}
 
 with
@@ -48,7 +49,8 @@ models_compared as (
 
     select
         coalesce(plan.model_in_use_id, plan.previous_model_id) as reference_model_id,
-        max(segment_models.model_id) as current_model_id
+        max(segment_models.model_id) as current_model_id,
+        any_value(plan.refit) as is_refitted
 
     from plan
     cross join segment_models
@@ -203,15 +205,22 @@ distance_drift as (
 
     select
         'mean_distance_growth' as measure,
-        segment_name as subject,
-        segment_id,
-        reference_distance as reference_value,
-        current_distance as current_value,
-        current_distance / nullif(reference_distance, 0) - 1 as drift,
+        segments_compared.segment_name as subject,
+        segments_compared.segment_id,
+        segments_compared.reference_distance as reference_value,
+        segments_compared.current_distance as current_value,
+        segments_compared.current_distance / nullif(segments_compared.reference_distance, 0) - 1
+            as drift,
         cast({{ var('drift_max_distance_growth') }} as double) as threshold
 
     from segments_compared
-    where reference_distance is not null and current_distance is not null
+    cross join models_compared
+    -- On a refit the new centroids were fitted to today's customers, so their distances are
+    -- not comparable with the previous model's: only when scoring with the model in use.
+    where
+        segments_compared.reference_distance is not null
+        and segments_compared.current_distance is not null
+        and not models_compared.is_refitted
 
 ),
 

@@ -93,6 +93,7 @@ PLAN_SCHEMA = pa.schema(
         ("previous_model_age_days", pa.float64()),
         ("next_model_id", pa.int64()),
         ("next_segment_id", pa.int64()),
+        ("used_archetypes", pa.string()),
         ("k", pa.int64()),
         *[(name, pa.string()) for name in MODEL_JSON_COLUMNS],
     ]
@@ -120,6 +121,9 @@ class Plan:
     previous: dict[str, Any] | None  # the latest compatible model's registry row
     next_model_id: int
     next_segment_id: int
+    # Every archetype a segment of any registered model was named after (JSON list): a new
+    # segment never takes the name of another one, retired or not.
+    used_archetypes: str = "[]"
 
     def row(self, now: dt.datetime) -> dict[str, Any]:
         """The plan as ``segment_model_plan``'s one row."""
@@ -138,20 +142,21 @@ class Plan:
             ),
             "next_model_id": self.next_model_id,
             "next_segment_id": self.next_segment_id,
+            "used_archetypes": self.used_archetypes,
             "k": previous.get("k"),
             **{name: previous.get(name) for name in MODEL_JSON_COLUMNS},
         }
 
 
-def _segment_ids(rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Every segment id in the registry rows that can be read."""
-    ids: list[int] = []
+def _segments(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every segment of the registry rows that can be read."""
+    segments: list[dict[str, Any]] = []
     for row in rows:
         try:
-            ids += [int(s["segment_id"]) for s in json.loads(row.get("segments_json") or "[]")]
-        except (ValueError, TypeError, KeyError):
+            segments += [dict(s) for s in json.loads(row.get("segments_json") or "[]")]
+        except (ValueError, TypeError):
             continue
-    return ids
+    return [s for s in segments if isinstance(s.get("segment_id"), int)]
 
 
 def incompatibility(row: Mapping[str, Any], config: ClusteringConfig) -> str | None:
@@ -192,10 +197,14 @@ def decide(
     """
     rows = list(rows or [])
     model_ids = [int(r["model_id"]) for r in rows if r.get("model_id") is not None]
+    segments = _segments(rows)
     plan = functools.partial(
         Plan,
         next_model_id=max(model_ids, default=0) + 1,
-        next_segment_id=max(_segment_ids(rows), default=0) + 1,
+        next_segment_id=max((s["segment_id"] for s in segments), default=0) + 1,
+        used_archetypes=json.dumps(
+            sorted({s["archetype"] for s in segments if s.get("archetype")})
+        ),
     )
     latest = max(rows, key=lambda r: r.get("model_id") or 0) if rows else None
     if latest is None:
@@ -230,7 +239,22 @@ def decide(
         f"var refit is false: scoring with model {model_id} (fitted "
         f"{latest['fitted_at']:%Y-%m-%d %H:%M} UTC, {age:.1f} days ago); nothing is fitted"
     )
-    return compatible(refit=False, refit_reason=reason, model_in_use_id=model_id)
+    changed = [
+        f"{name} was {latest.get(name)!r}, the var is now {value!r}"
+        for name, value in (
+            ("log_transformed_features", features_text(config.log_transformed_features)),
+            ("scaler", config.scaler),
+        )
+        if latest.get(name) != value
+    ]
+    note = (
+        f"scoring with model {model_id} as it was fitted, not with today's vars: "
+        + "; ".join(changed)
+        if changed
+        else None
+    )
+    return compatible(refit=False, refit_reason=reason, model_in_use_id=model_id,
+                      registry_message=note)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -256,6 +280,7 @@ def identify_segments(
     previous: Sequence[Mapping[str, Any]],
     clusters: Sequence[Mapping[str, Any]],
     next_segment_id: int,
+    used_archetypes: Sequence[str] = (),
 ) -> list[Segment]:
     """The segments of a new model: matched clusters keep id and name, others are new or retired.
 
@@ -263,11 +288,13 @@ def identify_segments(
     the centres were matched in); ``clusters``: the new clusters in cluster id order, each with
     its cluster_id, archetype and segment_name (the fit's naming), centre, centre_scaled,
     n_customers, customer_share and mean_distance_to_centroid. A new cluster whose archetype
-    a kept segment already has is named by its id, so names stay unique.
+    a segment of any registered model (``used_archetypes``, or a kept one) already had is named
+    by its id: a name always means one segment.
     """
     by_new = {m.new_index: m for m in matches}
     matched_previous = {m.previous_index for m in matches}
-    kept_archetypes = {previous[m.previous_index].get("archetype") for m in matches}
+    taken = {previous[m.previous_index].get("archetype") for m in matches} | set(used_archetypes)
+    taken |= {s.get("archetype") for s in previous}
     segments: list[Segment] = []
     next_id = next_segment_id
     for index, cluster in enumerate(clusters):
@@ -280,7 +307,7 @@ def identify_segments(
         else:
             segment_id, status, next_id = next_id, "new", next_id + 1
             archetype = cluster.get("archetype")
-            if archetype is None or archetype in kept_archetypes:
+            if archetype is None or archetype in taken:
                 name, archetype = f"Segment {segment_id}", None
             else:
                 name = str(cluster["segment_name"])
@@ -449,7 +476,10 @@ def register_model(
         previous_scaled = apply_scaling(centers_matrix(previous, features), parameters)
         new_scaled = np.array([[c["center_scaled"][f] for f in features] for c in new_clusters])
         matches = match_segments(previous_scaled, new_scaled, config.segment_match_max_distance)
-    segments = identify_segments(matches, previous, new_clusters, int(plan["next_segment_id"]))
+    segments = identify_segments(
+        matches, previous, new_clusters, int(plan["next_segment_id"]),
+        json.loads(plan.get("used_archetypes") or "[]"),
+    )  # fmt: skip
     counts = {
         status: [s for s in segments if s.status == status] for status in ("kept", "new", "retired")
     }

@@ -8,14 +8,17 @@ customer, ordered by customer id) and one Parquet with every customer
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
 
 import duckdb
 
-from customer_segmentation.report.page import ReportError, check_latest_build
+from customer_segmentation.report.page import (
+    ReportError,
+    add_database_argument,
+    check_latest_build,
+)
 
 AUDIENCES_MODEL = "segment_audiences"
 
@@ -41,8 +44,9 @@ def write_audiences(database: Path, out_dir: Path) -> list[Path]:
     con = duckdb.connect(str(database), read_only=True)
     try:
         check_latest_build(con, database)
+        # Every segment of the model in use gets its file, a header alone when it is empty today.
         segments = con.sql(
-            f"select distinct segment_id, segment_name from {AUDIENCES_MODEL} order by segment_id"
+            "select segment_id, segment_name from segment_names order by segment_id"
         ).fetchall()
         for stale in [*out_dir.glob("segment-*.csv"), out_dir / "audiences.parquet"]:
             stale.unlink(missing_ok=True)
@@ -68,13 +72,7 @@ def write_audiences(database: Path, out_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--database",
-        type=Path,
-        default=Path(os.environ.get("DBT_DUCKDB_PATH", "customer_segmentation.duckdb")),
-        help="DuckDB file written by dbt build (default: $DBT_DUCKDB_PATH or "
-        "customer_segmentation.duckdb)",
-    )
+    add_database_argument(parser)
     parser.add_argument(
         "--out", type=Path, default=Path("exports/audiences"), help="output directory"
     )

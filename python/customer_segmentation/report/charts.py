@@ -1101,7 +1101,7 @@ def segment_drift(drift: pd.DataFrame) -> alt.LayerChart | alt.Chart:
     """Each drift measure as a share of its threshold (rpt_segment_drift); past 1 warns."""
     if drift.empty:
         return empty_state(
-            "Drift since the previous model", "The first registered model: nothing to compare yet."
+            "Drift since the previous model", "No earlier model to compare with yet."
         )
     reference = int(drift["reference_model_id"].iloc[0])
     shown = drift.assign(

@@ -336,7 +336,7 @@ def model_line(model: pd.DataFrame) -> str:
         f"; {row['n_kept']} segment(s) kept their id and name from model "
         f"{row['previous_model_id']}, {row['n_new']} new, {row['n_retired']} retired"
         if pd.notna(row["previous_model_id"])
-        else "; the first model: every segment is new"
+        else "; no earlier model to match against: every segment is new"
     )
     return f"This build refitted: {fitted}){kept}. Segment ids are stable across refits."
 
@@ -607,9 +607,8 @@ def write_report(database: Path, out_dir: Path, png: bool = True) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    """``--database``: the file dbt built (the report and the audience files read it)."""
     parser.add_argument(
         "--database",
         type=Path,
@@ -617,6 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         help="DuckDB file written by dbt build (default: $DBT_DUCKDB_PATH or "
         "customer_segmentation.duckdb)",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_database_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("reports"), help="output directory")
     parser.add_argument("--no-png", action="store_true", help="skip the PNG figures")
     args = parser.parse_args(argv)

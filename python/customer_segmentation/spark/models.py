@@ -720,8 +720,13 @@ def register_stage(session: SparkSession, schema: str, config: ClusteringConfig)
         table("cluster_archetypes"), table("segment_rule_tree"), config,
     )  # fmt: skip
     name = f"{schema}.segment_models"
-    mode = "append" if session.catalog.tableExists(name) else "overwrite"
-    frame.write.mode(mode).saveAsTable(name)
+    exists = session.catalog.tableExists(name)
+    model_id = frame.select("model_id").first()[0]
+    if exists and session.table(name).filter(f"model_id = {model_id}").count():
+        raise ModelError(
+            f"model {model_id} is already in {name}: run the ml stage again before registering"
+        )
+    frame.write.mode("append" if exists else "overwrite").saveAsTable(name)
     return {"segment_models": session.table(name).count()}
 
 
