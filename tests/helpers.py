@@ -63,3 +63,15 @@ def mean_cluster_jaccard(reference: np.ndarray, refits: Sequence[np.ndarray]) ->
     """Each reference cluster's mean Jaccard similarity with its best match over the refits."""
     per_refit = [cluster_jaccard(reference, refit) for refit in refits]
     return {c: float(np.mean([values[c] for values in per_refit])) for c in per_refit[0]}
+
+
+# As segment_drift.sql computes it: a bin empty on one side would make the index infinite, so
+# shares are floored at this.
+PSI_FLOOR = 1e-4
+
+
+def population_stability_index(expected: np.ndarray, actual: np.ndarray) -> float:
+    """PSI = sum((actual - expected) * ln(actual / expected)) over bins, shares floored."""
+    e = np.maximum(np.asarray(expected, dtype=float), PSI_FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=float), PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))

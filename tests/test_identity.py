@@ -17,7 +17,6 @@ from customer_segmentation.ml.identity import (
     feature_bins,
     fingerprint,
     match_segments,
-    population_stability_index,
 )
 from customer_segmentation.ml.selection import choose_k
 from customer_segmentation.models.registry import (
@@ -27,6 +26,7 @@ from customer_segmentation.models.registry import (
     identify_segments,
 )
 from helpers import DEFAULT_SETTINGS as VALID
+from helpers import population_stability_index
 
 NOW = dt.datetime(2026, 12, 1, 12, 0)
 

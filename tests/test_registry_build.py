@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from conftest import PROJECT_ROOT, DbtRun, background_build, copy_database, run_dbt
-from customer_segmentation.ml.identity import bin_shares, population_stability_index
+from customer_segmentation.ml.identity import bin_shares
 from customer_segmentation.report.page import write_report
+from helpers import population_stability_index
 from test_reliability import csv_lines, customer_orders
 from test_rules_build import frame
 

@@ -111,7 +111,7 @@ current_bins as (
 
 ),
 
--- Shares floored at 0.0001 (ml/identity.py PSI_FLOOR): an empty bin would make the index infinite.
+-- Shares floored at 0.0001: an empty bin would make the index infinite.
 bin_terms as (
 
     select

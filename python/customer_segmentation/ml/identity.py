@@ -71,17 +71,6 @@ def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(index, minlength=len(edges) + 1) / max(len(values), 1)
 
 
-# A bin empty on one side would make the index infinite: shares are floored at this.
-PSI_FLOOR = 1e-4
-
-
-def population_stability_index(expected: np.ndarray, actual: np.ndarray) -> float:
-    """PSI = sum((actual - expected) * ln(actual / expected)) over bins, shares floored."""
-    e = np.maximum(np.asarray(expected, dtype=float), PSI_FLOOR)
-    a = np.maximum(np.asarray(actual, dtype=float), PSI_FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
 def fingerprint(ids: np.ndarray, matrix: np.ndarray) -> str:
     """A short hash of the training input (customer ids and feature values, in id order)."""
     digest = hashlib.sha256()
