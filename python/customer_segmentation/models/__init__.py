@@ -593,7 +593,8 @@ def segment_models(
               "nothing registered (var refit is false)", flush=True)  # fmt: skip
         return empty_models_table()
     ids, matrix = read_matrix(features, config.clustering_features)
-    feature_table = features.order("customer_id").to_arrow_table()
+    # The snapshot date alone: one value, not a second read of every customer's features.
+    snapshot_date = features.aggregate("min(snapshot_date)").fetchall()[0][0]
     _, scaled_matrix = read_matrix(scaled, config.clustering_features)
     cluster_table = clusters.order("customer_id").to_arrow_table()
     if not np.array_equal(cluster_table["customer_id"].to_numpy(), ids):
@@ -604,7 +605,7 @@ def segment_models(
             ids,
             matrix,
             scaled_matrix,
-            feature_table["snapshot_date"][0].as_py() if len(ids) else None,
+            snapshot_date,
             scaler.to_arrow_table(),
             centroids.to_arrow_table(),
             cluster_table,
