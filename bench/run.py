@@ -9,7 +9,9 @@ reference B (DuckDB + scikit-learn by hand), plus a bare DuckDB scan and group-b
 Parquet. It records wall time, CPU time and peak memory of each process, the per-stage times of
 the project's builds (dbt's run_results and the models' timing lines, and the time that passes
 outside any node: parsing, start-up), and the adjusted Rand index of the clusters against the
-planted groups; writes ``results.json`` and
+planted groups. After the default build it writes the report as ``make build`` does and
+measures it (bench/report_page.py: page size, time to write, time for Chromium to draw it). It
+writes ``results.json`` and
 ``results.md`` under ``--out`` and checks the targets.
 
 ``python -m bench.run --sizes 20000 200000 2000000``
@@ -173,6 +175,10 @@ def run_project(data: Path, work: Path, extra_vars: dict[str, object]) -> dict[s
         )
     result["k"] = max(labels)
     result["ari"] = adjusted_rand(data.with_name("planted_groups.parquet"), list(ids), list(labels))
+    if not extra_vars:  # the path users run: the default build, then the report
+        from bench.report_page import measure_report
+
+        result["report"] = measure_report(database, work / "report")
     return result
 
 
@@ -333,6 +339,23 @@ def targets(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
                 None if ari is None else ari >= 0.75,
             )
         )
+        page = project.get("report") or {}
+        if page.get("page_mb") is not None:
+            checks.append(
+                (
+                    f"{r.customers:,}: report page < 5 MB",
+                    _fmt(page["page_mb"], " MB"),
+                    page["page_mb"] < 5,
+                )
+            )
+        if page.get("browser_s") is not None:
+            checks.append(
+                (
+                    f"{r.customers:,}: Chromium draws the report in < 3 s",
+                    _fmt(page["browser_s"], " s"),
+                    page["browser_s"] < 3,
+                )
+            )
         if r.customers <= 20_000:
             ratio = _ratio(notebook.get("wall_s"), project.get("wall_s"))
             checks.append(
@@ -393,6 +416,18 @@ def markdown(results: list[SizeResult]) -> str:
                 cells[-1] = f"failed (exit {run['returncode']})"
             lines.append("| " + " | ".join(cells) + " |")
     lines += profile(results)
+    lines += [
+        "",
+        "| customers | report page MB | report written (with PNGs) s | Chromium draws it s |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        page = r.runs.get("project", {}).get("report") or {}
+        if page:
+            lines.append(
+                f"| {r.customers:,} | {_num(page.get('page_mb'), 2)} | "
+                f"{_num(page.get('report_s'))} | {_num(page.get('browser_s'), 2)} |"
+            )
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     for target, value, met in targets(results):
         lines.append(
@@ -454,8 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     results = [bench_size(n, args.seed, args.work, tuple(args.runs)) for n in args.sizes]
     for earlier in args.merge:
         for size in json.loads(earlier.read_text())["sizes"]:
-            if size["customers"] not in {r.customers for r in results}:
+            current = {r.customers: r for r in results}.get(size["customers"])
+            if current is None:
                 results.append(SizeResult(**size))
+            else:  # the runs not repeated this time, kept from the earlier results
+                for name, run in size["runs"].items():
+                    current.runs.setdefault(name, run)
     results.sort(key=lambda r: r.customers)
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; seed {args.seed}.\n\n"

@@ -44,6 +44,13 @@
                 {%- do problems.append(name ~ ": expected a number > 0, got " ~ var(name)) -%}
             {%- endif -%}
         {%- endfor -%}
+        {%- if var('currency') is not string or not modules.re.fullmatch('[A-Z]{3}', var('currency')) -%}
+            {%- do problems.append("currency: expected a three-letter ISO 4217 code in capitals (GBP, EUR, USD), got " ~ var('currency')) -%}
+        {%- endif -%}
+        {%- set top = var('report_top_customers') -%}
+        {%- if top is not number or top is sameas true or top is sameas false or top < 1 or top != top | int -%}
+            {%- do problems.append("report_top_customers: expected a whole number >= 1, got " ~ top) -%}
+        {%- endif -%}
         {%- if var('monetary_basis') not in ['net', 'gross'] -%}
             {%- do problems.append("monetary_basis: expected net or gross, got " ~ var('monetary_basis')) -%}
         {%- endif -%}

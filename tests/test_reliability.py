@@ -131,7 +131,8 @@ def table_hash(run: DbtRun, table: str, key: str) -> str:
 
 def test_invalid_vars_are_named_before_any_work(dbt_runner: Callable[..., DbtRun]) -> None:
     variables = {"snapshot_date": "2011-02-30", "outlier_percentile": 99, "refit": "sometimes",
-                 "drift_max_psi": 0, "refit_after_days": -1}  # fmt: skip
+                 "drift_max_psi": 0, "refit_after_days": -1, "currency": "pounds",
+                 "report_top_customers": 0}  # fmt: skip
     run = dbt_runner(["build"], variables)
     assert run.returncode != 0
     assert "snapshot_date: 2011-02-30 is not a date" in run.output
@@ -139,6 +140,8 @@ def test_invalid_vars_are_named_before_any_work(dbt_runner: Callable[..., DbtRun
     assert "refit: expected true or false, got sometimes" in run.output
     assert "refit_after_days: expected a number of days >= 0 or null, got -1" in run.output
     assert "drift_max_psi: expected a number > 0, got 0" in run.output
+    assert "currency: expected a three-letter ISO 4217 code in capitals" in run.output
+    assert "report_top_customers: expected a whole number >= 1, got 0" in run.output
 
 
 def test_every_price_non_positive_fails_clearly_after_counting(

@@ -7,11 +7,13 @@ import html
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import altair as alt
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -112,6 +114,43 @@ def test_every_section_and_chart_is_built(sections: list[report.Section]) -> Non
         assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/"), name
 
 
+def unit_specs(spec: dict, path: str = "") -> Iterator[tuple[str, dict]]:
+    """Every single-mark view of a Vega-Lite spec, with where it sits."""
+    if "mark" in spec:
+        yield path, spec
+    for key in ("layer", "hconcat", "vconcat", "concat"):
+        for i, sub in enumerate(spec.get(key, [])):
+            yield from unit_specs(sub, f"{path}/{key}[{i}]")
+    if "spec" in spec:
+        yield from unit_specs(spec["spec"], f"{path}/spec")
+
+
+@pytest.mark.dbt
+def test_every_mark_has_a_tooltip_and_segment_charts_highlight(
+    sections: list[report.Section],
+) -> None:
+    highlighting = []
+    for name, chart in all_charts(sections).items():
+        spec = chart.to_dict()
+        if is_empty_state(spec):
+            continue
+        for path, unit in unit_specs(spec):
+            assert "tooltip" in unit.get("encoding", {}), f"{name}{path}: no tooltip"
+        params = [p["name"] for p in spec.get("params", [])]
+        uses_segments = '"segment_name' in json.dumps(spec)
+        if "highlight" in params:
+            highlighting.append(name)
+            tests = [
+                u["encoding"]["opacity"]["condition"]["test"]
+                for _, u in unit_specs(spec)
+                if "condition" in u.get("encoding", {}).get("opacity", {})
+            ]
+            assert tests and all("highlight" in t for t in tests), name
+        elif uses_segments and name != "segment_drift":
+            raise AssertionError(f"{name} shows segments but cannot highlight one")
+    assert len(highlighting) >= 10
+
+
 @pytest.mark.dbt
 def test_segments_have_one_colour_each_in_cluster_order(
     sections: list[report.Section], bundled_build: DbtRun
@@ -151,7 +190,11 @@ def test_page_is_self_contained_and_complete(
         assert f'id="chart-{name}"' in page
     k = bundled_build.scalar("select k from cluster_model_selection where is_selected limit 1")
     assert f"<b>{k} segments</b>" in page
-    assert "Recommended action" in page
+    assert page.count("<b>Action:</b>") == k
+    assert '<section id="customers">' in page
+    for word in ["kneed", "(s)", "GBP of net purchases"]:  # jargon the summary used to print
+        summary = page[page.index('<section id="summary">') : page.index('<section id="data">')]
+        assert word not in summary, word
 
 
 @pytest.mark.dbt
@@ -329,8 +372,20 @@ def test_scatter_says_how_many_customers_the_sample_shows() -> None:
             "n_customers": [10, 10, 10],
         }
     )
-    spec = charts.pca_scatter(sample, charts.segment_colors(["A", "B"])).to_dict()
+    axes = pd.DataFrame(
+        {
+            "axis": [1, 1, 1, 2, 2, 2],
+            "feature": ["monetary", "recency_days", "return_rate"] * 2,
+            "axis_correlation": [0.9, -0.6, 0.1, 0.2, None, 0.7],
+        }
+    )
+    spec = charts.pca_scatter(sample, charts.segment_colors(["A", "B"]), axes).to_dict()
     assert spec["title"]["subtitle"] == "3 of 10 customers shown"
+    # Each axis named by the features that follow it (|correlation| >= 0.3), strongest first.
+    assert spec["encoding"]["x"]["title"] == (
+        "Axis 1 rises with net spend, and falls with days since the last order"
+    )
+    assert spec["encoding"]["y"]["title"] == "Axis 2 rises with share returned"
 
 
 def run_compiled(
@@ -526,17 +581,17 @@ def test_each_segment_card_shows_its_rule_fidelity_and_stability(
 ) -> None:
     page = (rendered.out / "index.html").read_text(encoding="utf-8")
     start = page.index('<div class="cards">')
-    cards = page[start : page.index("<table>", start)]
+    cards = page[start : page.index("</section>", start)]
     rows = bundled_build.query(
         "select segment_name, segment_rule, rule_fidelity, stability_band, jaccard_stability"
         " from segment_profiles order by cluster_id"
     )
     for name, rule, fidelity, band, jaccard in rows:
-        card = cards[cards.index(f"<h3>{html.escape(name)}</h3>") :]
+        card = cards[cards.index(f"{html.escape(name)}</h3>") :]
         card = card[: card.index("</div>")]
         assert f"<b>Rule:</b> {html.escape(rule)}" in card
         assert f"all the segment's rules: {fidelity:.0%} (fidelity)" in card
-        assert f"Stability: {band} (Jaccard {jaccard:.2f})" in card
+        assert f"<dt>Stability</dt><dd>{band} (Jaccard {jaccard:.2f})</dd>" in card
     spec = all_charts(sections)["rule_fidelity"].to_dict()
     drawn = spec["hconcat"][0]
     values = spec["datasets"][drawn["data"]["name"]]
@@ -663,3 +718,115 @@ def test_the_validation_chart_orders_its_axis_and_states_the_totals() -> None:
     )
     assert report_charts.gap_in_words(90, 100) == "10% less than predicted"
     assert report_charts.gap_in_words(100.2, 100) == "as predicted"
+
+
+def test_money_has_thousands_separators_and_the_currency() -> None:
+    assert report_charts.money(8216027.65, "GBP") == "£8,216,028"
+    assert report_charts.money(-1234.4, "EUR") == "-€1,234"
+    assert report_charts.money(1234567, "CHF") == "1,234,567 CHF"
+
+
+def selection_rows(
+    rule: str, stability: list[float], knee: int | None, chosen: int
+) -> pd.DataFrame:
+    ks = list(range(2, 2 + len(stability)))
+    return pd.DataFrame(
+        {
+            "algorithm": "kmeans",
+            "k": ks,
+            "stability": stability,
+            "is_knee": [k == knee for k in ks],
+            "is_selected": [k == chosen for k in ks],
+            "selection_rule": rule,
+            "selection_reason": f"k={chosen}: kneed says so",
+            "stability_threshold": 0.75,
+        }
+    )
+
+
+def test_the_reason_for_k_is_in_plain_words() -> None:
+    words = report.k_in_words(
+        selection_rows("best_mean_rank_among_stable", [0.9, 0.6, 0.8, 0.5], knee=3, chosen=4)
+    )
+    assert words == (
+        "Splits into 2 to 5 segments were tried. Only the splits into 2 and 4 come back the "
+        "same when the split is repeated on random samples of the customers; of those, 4 gives "
+        "the most distinct and compact groups. The point where extra segments stop paying off, "
+        "3, did not come back reliably, so it was not used."
+    )
+    knee = report.k_in_words(selection_rows("knee_if_stable", [0.9, 0.8, 0.5], knee=3, chosen=3))
+    assert "beyond 3 the gain tails off" in knee
+    assert "stability 0.80 of 1, 0.75 needed" in knee
+    rough = report.k_in_words(selection_rows("most_stable", [0.5, 0.7, 0.6], knee=None, chosen=3))
+    assert "read the segments as rough groupings" in rough
+    for rule in ["fixed", "registered_model", "registered_k_if_stable"]:
+        text = report.k_in_words(selection_rows(rule, [0.9, 0.8], knee=None, chosen=2))
+        assert text.startswith("2 segments"), rule
+    for text in [words, knee, rough]:
+        assert "kneed" not in text and "Calinski" not in text
+
+
+def test_the_country_chart_cuts_a_dominant_bar_and_marks_small_markets() -> None:
+    countries = pd.DataFrame(
+        {
+            "country": ["United Kingdom", "Germany", "France", "Brazil"],
+            "n_customers": [3916, 94, 87, 1],
+            "revenue": [7_242_855.0, 205_381.0, 183_802.0, 1_143.6],
+            "share_of_revenue": [0.83, 0.024, 0.021, 0.0001],
+            "revenue_rank": [1, 2, 3, 4],
+        }
+    )
+    spec = report_charts.revenue_by_country(countries, "GBP").to_dict()
+    revenue, customers = spec["hconcat"]
+    bars = revenue["layer"][0]
+    assert bars["encoding"]["x"]["scale"]["domain"] == [0, pytest.approx(205_381.0 * 1.35)]
+    assert (
+        "United Kingdom is cut at the axis end: 7,242,855 GBP, 83% of revenue."
+        in (spec["title"]["subtitle"])
+    )
+    rows = {r["country"]: r for r in spec["datasets"][spec["data"]["name"]]} if "data" in spec \
+        else {r["country"]: r for r in next(iter(spec["datasets"].values()))}  # fmt: skip
+    assert rows["United Kingdom"]["is_cut"] and not rows["Germany"]["is_cut"]
+    assert rows["Brazil"]["is_few"] and not rows["France"]["is_few"]
+    assert customers["layer"][0]["encoding"]["x"]["field"] == "n_customers"
+
+
+def test_the_weekday_chart_keeps_a_day_without_orders() -> None:
+    timing = pd.DataFrame(
+        {
+            "iso_weekday": [1, 2, 7],
+            "weekday_name": ["Monday", "Tuesday", "Sunday"],
+            "hour_of_day": [8, 12, 15],
+            "n_orders": [3, 5, 2],
+            "revenue": [10.0, 20.0, 5.0],
+        }
+    )
+    spec = report_charts.purchase_timing(timing).to_dict()
+    assert spec["encoding"]["y"]["scale"]["domain"] == report_charts.WEEKDAYS
+    assert spec["encoding"]["x"]["scale"]["domain"] == list(range(8, 16))
+    assert spec["title"]["subtitle"] == (
+        "No orders on Wednesday, Thursday, Friday, Saturday in this data: the empty rows."
+    )
+
+
+def test_the_lift_axis_fits_the_lifts() -> None:
+    domain, ticks = report_charts.lift_domain(pd.Series([0.21, 0.9, 1.4, 19.5]))
+    assert domain == [pytest.approx(0.21 / 1.25), pytest.approx(19.5 * 1.25)]
+    assert ticks == [0.2, 0.5, 1, 2, 5, 10, 20]
+
+
+def test_each_dendrogram_branch_counts_the_segments_under_it() -> None:
+    # Four customers: 0 and 1 merge first (node 4), then 2 and 3 (node 5), then both (node 6).
+    z = np.array([[0, 1, 0.5, 2], [2, 3, 0.7, 2], [4, 5, 2.0, 4]], dtype=float)
+    leaves = pd.DataFrame(
+        {"leaf_id": [0, 1, 2, 3], "segment_name": ["A", "A", "A", "B"], "n_customers": 1}
+    )
+    branches = report_charts.branch_segments(z, 4, [4, 5], leaves)
+    first = branches[branches["x"] == 1.0]
+    second = branches[branches["x"] == 11.0]
+    assert first[["segment_name", "n_customers", "share"]].values.tolist() == [["A", 2, 1.0]]
+    assert second[["segment_name", "n_customers", "share"]].values.tolist() == [
+        ["A", 1, 0.5],
+        ["B", 1, 0.5],
+    ]
+    assert second["share_end"].max() == 1.0

@@ -378,3 +378,17 @@
     {%- endfor -%}
     inline(from_json({{ expr }}, 'array<struct<{{ parts | join(", ") }}>>'))
 {%- endmacro %}
+
+
+{#- `expr` rounded to a whole number, as text with thousands separators: 1234567.6 -> 1,234,568. -#}
+{% macro whole_number_text(expr) -%}
+    {{ return(adapter.dispatch('whole_number_text')(expr)) }}
+{%- endmacro %}
+
+{% macro default__whole_number_text(expr) -%}
+    format('{:,}', cast(round({{ expr }}) as bigint))
+{%- endmacro %}
+
+{% macro spark__whole_number_text(expr) -%}
+    format_number(round({{ expr }}), 0)
+{%- endmacro %}

@@ -19,7 +19,9 @@ final as (
         stability,
         is_knee,
         is_selected,
-        selection_reason
+        selection_rule,
+        selection_reason,
+        {{ var('stability_threshold') }} as stability_threshold
 
     from cluster_model_selection
 

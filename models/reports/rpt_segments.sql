@@ -1,6 +1,6 @@
 -- The segments, one row each in cluster order: the summary's table and cards of segments, the
 -- colour of each segment in every chart, the shares of customers and revenue chart, and the
--- rule fidelity and stability chart.
+-- rule fidelity and stability chart, and the segment filter of the top customers' table.
 with
 
 segment_profiles as (
@@ -13,12 +13,18 @@ final as (
 
     select
         cluster_id,
+        segment_id,
         segment_name,
         segment_description,
         recommended_action,
         n_customers,
         share_of_customers,
         share_of_revenue,
+        mean_p_alive,
+        predicted_clv,
+        share_of_predicted_clv,
+        mean_predicted_clv,
+        value_at_risk,
         segment_rule,
         has_own_rule,
         segment_rule_recall,

@@ -181,6 +181,7 @@ final as (
 
     select
         snapshot.snapshot_date,
+        '{{ var("currency") }}' as currency,
         customers.n_customers,
         transaction_lines.n_transaction_lines,
         transaction_lines.n_kept_lines,

@@ -184,15 +184,25 @@ final as (
         sizes.cluster_id,
         segment_names.segment_id,
         segment_names.segment_name,
-        printf(
-            '%s %d customers (%.0f%%); the median one last ordered %.0f days ago, placed %.0f '
-            || 'order(s) and spent %.0f.',
+        -- Plain words: thousands separators, the currency, "1 order" but "6 orders".
+        concat(
             segment_names.archetype_description,
-            sizes.n_customers,
-            100 * sizes.n_customers / sum(sizes.n_customers) over (),
-            pivoted_features.recency_days_median,
-            pivoted_features.frequency_median,
-            pivoted_features.monetary_median
+            ' ',
+            {{ whole_number_text('sizes.n_customers') }},
+            ' customers (',
+            cast(
+                cast(round(100 * sizes.n_customers / sum(sizes.n_customers) over ()) as bigint)
+                as {{ dbt.type_string() }}
+            ),
+            '%); the typical one (the median) last ordered ',
+            {{ whole_number_text('pivoted_features.recency_days_median') }},
+            case when round(pivoted_features.recency_days_median) = 1 then ' day' else ' days' end,
+            ' ago, has placed ',
+            {{ whole_number_text('pivoted_features.frequency_median') }},
+            case when round(pivoted_features.frequency_median) = 1 then ' order' else ' orders' end,
+            ' and spent ',
+            {{ whole_number_text('pivoted_features.monetary_median') }},
+            ' {{ var("currency") }}.'
         ) as segment_description,
         segment_names.recommended_action,
         sizes.n_customers,

@@ -52,6 +52,9 @@ REPORT_MODELS: dict[str, str] = {
     "rpt_segment_sizes_over_time": "snapshot_date, segment_name",
     "rpt_segment_model": "",
     "rpt_segment_drift": "measure, subject",
+    "rpt_top_customers": "segment_id, rank_in_segment",
+    "rpt_ward_leaves": "leaf_id, segment_name",
+    "rpt_pca_axes": "axis, feature",
     # Read by check_latest_build, after the others.
     "rpt_builds": "started_at",
 }
@@ -169,12 +172,16 @@ def check_latest_build(con: duckdb.DuckDBPyConnection, database: Path) -> None:
 
 @dataclass(frozen=True)
 class Section:
-    """A titled group of charts on the page."""
+    """A titled group of charts on the page.
+
+    ``wide`` charts take a row each; the others pair up two to a row, in their order.
+    """
 
     key: str
     title: str
     intro: str
     charts: dict[str, alt.TopLevelMixin]
+    wide: frozenset[str] = frozenset()
 
 
 def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
@@ -186,6 +193,7 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
     features = [c for c in data["rpt_customer_features"].columns if c != "customer_id"]
     summary = data["rpt_summary"].iloc[0]
     horizon_days = int(summary["clv_horizon_days"])
+    currency = str(summary["currency"])
     builders: list[tuple[str, str, str, dict[str, Callable[[], alt.TopLevelMixin]]]] = [
         (
             "data",
@@ -193,16 +201,18 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "What went in, what was cleaned away and why, and how the business looks over time.",
             {
                 "cleaning_audit": lambda: charts.cleaning_audit(data["rpt_cleaning_audit"]),
-                "monthly_activity": lambda: charts.monthly_activity(data["rpt_monthly_activity"]),
+                "order_value_distribution": lambda: charts.order_value_distribution(
+                    data["rpt_order_value_distribution"], currency
+                ),
+                "monthly_activity": lambda: charts.monthly_activity(
+                    data["rpt_monthly_activity"], currency
+                ),
                 "revenue_by_country": lambda: charts.revenue_by_country(
-                    data["rpt_revenue_by_country"]
+                    data["rpt_revenue_by_country"], currency
                 ),
                 "cohort_retention": lambda: charts.cohort_retention(
                     data["rpt_cohort_retention"],
                     charts.partial_months(data["rpt_monthly_activity"]),
-                ),
-                "order_value_distribution": lambda: charts.order_value_distribution(
-                    data["rpt_order_value_distribution"]
                 ),
                 "purchase_timing": lambda: charts.purchase_timing(data["rpt_purchase_timing"]),
             },
@@ -214,19 +224,19 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "classic RFM grid.",
             {
                 "feature_distributions": lambda: charts.feature_distributions(
-                    data["rpt_customer_features"]
+                    data["rpt_customer_features"], currency
                 ),
                 "feature_correlations": lambda: charts.feature_correlations(
                     data["rpt_customer_features"], features
                 ),
-                "rfm_grid": lambda: charts.rfm_grid(data["rpt_rfm_cells"]),
+                "rfm_grid": lambda: charts.rfm_grid(data["rpt_rfm_cells"], currency),
             },
         ),
         (
             "choosing_k",
             "3. Choosing the number of segments",
-            "k-means and Ward clustering were fitted for every k; the rule that picked k is "
-            "stated in the summary.",
+            "k-means and Ward clustering were fitted for every number of segments k in the "
+            "range; the summary says in words why this k was chosen.",
             {
                 "elbow": lambda: charts.elbow(data["rpt_model_selection"]),
                 "selection_metrics": lambda: charts.selection_metrics(data["rpt_model_selection"]),
@@ -240,9 +250,11 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "reliably bootstrap refits find each segment again.",
             {
                 "silhouette_plot": lambda: charts.silhouette_plot(
-                    data["rpt_segment_silhouettes"], scale
+                    data["rpt_segment_silhouettes"], scale, int(summary["n_customers"])
                 ),
-                "dendrogram": lambda: charts.dendrogram(data["rpt_ward_dendrogram"], k),
+                "dendrogram": lambda: charts.dendrogram(
+                    data["rpt_ward_dendrogram"], data["rpt_ward_leaves"], k, scale
+                ),
                 "rule_fidelity": lambda: charts.rule_fidelity(data["rpt_segments"], scale),
             },
         ),
@@ -256,7 +268,9 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "like on every feature, and move when they do. No name is used by both; the last "
             "chart shows how they overlap.",
             {
-                "pca_scatter": lambda: charts.pca_scatter(data["rpt_pca_sample"], scale),
+                "pca_scatter": lambda: charts.pca_scatter(
+                    data["rpt_pca_sample"], scale, data["rpt_pca_axes"]
+                ),
                 "segment_sizes": lambda: charts.segment_sizes(data["rpt_segments"], scale),
                 "centroid_heatmap": lambda: charts.centroid_heatmap(
                     data["rpt_segment_z_scores"], scale, features
@@ -277,6 +291,7 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
                     scale,
                     horizon_days,
                     value_unavailable(summary) or charts.NOT_FITTED,
+                    currency,
                 ),
                 "p_alive_distribution": lambda: charts.p_alive_distribution(
                     data["rpt_p_alive_distribution"],
@@ -291,6 +306,7 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
                     data["rpt_clv_validation"],
                     "mean_purchase_value",
                     validation_unavailable(data["rpt_clv_validation"], "mean_purchase_value"),
+                    currency,
                 ),
             },
         ),
@@ -314,9 +330,32 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
         ),
     ]
     return [
-        Section(key, title, intro, {name: build() for name, build in chart_builders.items()})
+        Section(
+            key,
+            title,
+            intro,
+            {name: build() for name, build in chart_builders.items()},
+            WIDE_CHARTS & frozenset(chart_builders),
+        )
         for key, title, intro, chart_builders in builders
     ]
+
+
+# The charts that take a whole row; the others pair up two to a row.
+WIDE_CHARTS = frozenset(
+    {
+        "monthly_activity",
+        "revenue_by_country",
+        "feature_distributions",
+        "rule_fidelity",
+        "centroid_heatmap",
+        "profile_bars",
+        "segment_rfm_heatmap",
+        "segment_value",
+        "p_alive_distribution",
+        "segment_drift",
+    }
+)
 
 
 def model_line(model: pd.DataFrame) -> str:
@@ -376,6 +415,7 @@ def value_intro(data: dict[str, pd.DataFrame]) -> str:
     """The value section's introduction: what the figures mean and how far to trust them."""
     summary = data["rpt_summary"].iloc[0]
     horizon = int(summary["clv_horizon_days"])
+    currency = str(summary["currency"])
     text = (
         f"What the lifetime-value models expect of each customer over the next {horizon} "
         "days. The shop is non-contractual: nobody cancels, a customer who stopped buying is "
@@ -417,8 +457,8 @@ def value_intro(data: dict[str, pd.DataFrame]) -> str:
         if "mean_purchase_value" in overall.index:
             value = overall.loc["mean_purchase_value"]
             text += (
-                f", and spent {value['actual_mean']:,.0f} GBP a purchase against "
-                f"{value['predicted_mean']:,.0f} predicted "
+                f", and spent {charts.money(value['actual_mean'], currency)} a purchase against "
+                f"{charts.money(value['predicted_mean'], currency)} predicted "
                 f"({charts.gap_in_words(value['actual_mean'], value['predicted_mean'])})"
             )
         low = row["actual_total"] > 1.05 * row["predicted_total"]
@@ -431,46 +471,83 @@ def value_intro(data: dict[str, pd.DataFrame]) -> str:
     return text
 
 
+def k_in_words(selection: pd.DataFrame) -> str:
+    """Why this many segments, in plain words, from the k-means rows of rpt_model_selection."""
+    kmeans = selection[selection["algorithm"] == "kmeans"]
+    chosen = kmeans[kmeans["is_selected"]].iloc[0]
+    k = int(chosen["k"])
+    rule = str(chosen["selection_rule"])
+    threshold = float(chosen["stability_threshold"])
+    tried = f"{int(kmeans['k'].min())} to {int(kmeans['k'].max())}"
+    resampled = "when the split is repeated on random samples of the customers"
+    stability = (
+        f"stability {float(chosen['stability']):.2f} of 1, {threshold:g} needed"
+        if pd.notna(chosen["stability"])
+        else ""
+    )
+    if rule == "fixed":
+        return f"{k} segments, the number set for this project (var n_clusters)."
+    if rule == "registered_model":
+        return (
+            f"{k} segments: this build placed customers with the registered model as it is, "
+            "without refitting it."
+        )
+    if rule == "registered_k_if_stable":
+        return (
+            f"{k} segments, as many as the model in use before this refit: split into {k} "
+            f"again, customers still fall into the same groups {resampled} ({stability}), so "
+            "the segments carry on."
+        )
+    if rule == "knee_if_stable":
+        return (
+            f"Splits into {tried} segments were tried. Up to {k}, each extra segment makes the "
+            f"groups markedly tighter; beyond {k} the gain tails off. The {k} groups also come "
+            f"back the same {resampled} ({stability})."
+        )
+    if rule == "best_mean_rank_among_stable":
+        stable = kmeans.loc[kmeans["stability"] >= threshold, "k"].astype(int).tolist()
+        knees = kmeans.loc[kmeans["is_knee"].astype(bool), "k"].astype(int).tolist()
+        knee = (
+            f" The point where extra segments stop paying off, {knees[0]}, did not come back "
+            "reliably, so it was not used."
+            if knees
+            else ""
+        )
+        return (
+            f"Splits into {tried} segments were tried. Only the splits into "
+            f"{charts._and([str(s) for s in stable])} come back the same {resampled}; of "
+            f"those, {k} gives the most distinct and compact groups.{knee}"
+        )
+    if rule == "most_stable":
+        return (
+            f"No split into {tried} segments came back reliably {resampled}; {k} came back "
+            f"most often ({stability}), so read the segments as rough groupings."
+        )
+    return str(chosen["selection_reason"]).split(": ", 1)[-1] + "."
+
+
 def summary_html(data: dict[str, pd.DataFrame]) -> str:
-    """The opening summary, written from the data, and the table of segments."""
+    """The opening summary, written from the data, and a card per segment."""
     summary = data["rpt_summary"].iloc[0]
-    profiles = data["rpt_segments"]  # in cluster order
-    snapshot = pd.Timestamp(summary["snapshot_date"]).date()
+    currency = str(summary["currency"])
+    snapshot = pd.Timestamp(summary["snapshot_date"])
     k = int(summary["k"])
-    # The stored reason starts "k=5: ..."; the sentence already names k.
-    reason = str(summary["selection_reason"]).split(": ", 1)[-1]
     text = (
-        f"<p>{int(summary['n_customers']):,} customers, as of {snapshot}, from "
-        f"{int(summary['n_transaction_lines']):,} transaction lines "
-        f"({int(summary['n_kept_lines']):,} kept after cleaning), fall into "
-        f"<b>{k} segments</b>. Why {k}: {html.escape(reason)}.</p>"
+        f'<p class="lead">{int(summary["n_customers"]):,} customers, as of '
+        f"{snapshot:%-d %B %Y}, fall into <b>{k} segments</b>. "
+        f"Why {k}: {html.escape(k_in_words(data['rpt_model_selection']))}</p>"
         f"<p>The largest segment is <b>{html.escape(summary['largest_segment_name'])}</b> "
         f"({summary['largest_share_of_customers']:.0%} of customers); the most valuable is "
         f"<b>{html.escape(summary['most_valuable_segment_name'])}</b>, with "
-        f"{summary['most_valuable_share_of_revenue']:.0%} of revenue from "
+        f"{summary['most_valuable_share_of_revenue']:.0%} of net revenue from "
         f"{summary['most_valuable_share_of_customers']:.0%} of customers.</p>"
         f"{value_summary_html(summary)}"
+        f'<p class="small">From {int(summary["n_transaction_lines"]):,} transaction lines, '
+        f"{int(summary['n_kept_lines']):,} kept after cleaning (section 1 counts why the "
+        f"others were dropped). Amounts in {html.escape(currency)}, net of returns.</p>"
     )
-    colors = charts.segment_colors(profiles["segment_name"].tolist()).range
-    rows = "".join(
-        "<tr>"
-        f'<td><span class="swatch" style="background:{color}"></span>'
-        f"{html.escape(row.segment_name)}</td>"
-        f"<td class='num'>{row.n_customers:,}</td>"
-        f"<td class='num'>{row.share_of_customers:.0%}</td>"
-        f"<td class='num'>{row.share_of_revenue:.0%}</td>"
-        f"<td>{html.escape(row.segment_description)}</td>"
-        f"<td>{html.escape(str(row.recommended_action))}</td>"
-        "</tr>"
-        for row, color in zip(profiles.itertuples(), colors, strict=True)
-    )
-    table = (
-        "<table><thead><tr><th>Segment</th><th>Customers</th><th>Share</th>"
-        "<th>Revenue share</th><th>Who they are</th><th>Recommended action</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
-    )
-    cards = segment_cards_html(profiles)
-    return f'<section id="summary"><h2>Summary</h2>{text}{cards}{table}</section>'
+    cards = segment_cards_html(data["rpt_segments"], summary)
+    return f'<section id="summary"><h2>Summary</h2>{text}{cards}</section>'
 
 
 def _share(value: object) -> str:
@@ -478,8 +555,23 @@ def _share(value: object) -> str:
     return "none" if value is None or pd.isna(value) else f"{float(value):.0%}"
 
 
-def segment_cards_html(profiles: pd.DataFrame) -> str:
-    """One card per segment: its rule in plain words, the rule's fidelity and the stability."""
+def churn_in_words(mean_p_alive: object) -> str:
+    """A segment's churn risk: the mean chance its customers have stopped buying, in words."""
+    if mean_p_alive is None or pd.isna(mean_p_alive):
+        return "not estimated (the purchase model was not fitted)"
+    risk = 1 - float(mean_p_alive)
+    band = "low" if risk < 0.1 else "medium" if risk < 0.3 else "high"
+    chance = "under 1%" if risk < 0.005 else f"{risk:.0%}"
+    return f"{band} ({chance} likely to have stopped buying, on average)"
+
+
+def segment_cards_html(profiles: pd.DataFrame, summary: pd.Series) -> str:
+    """One card per segment: who, size, value, churn risk, stability, rule and action.
+
+    Clicking a card highlights the segment in every chart (PAGE_SCRIPT).
+    """
+    currency = str(summary["currency"])
+    horizon = int(summary["clv_horizon_days"])
     colors = charts.segment_colors(profiles["segment_name"].tolist()).range
     cards = []
     for row, color in zip(profiles.itertuples(), colors, strict=True):
@@ -494,17 +586,31 @@ def segment_cards_html(profiles: pd.DataFrame) -> str:
             if pd.isna(row.jaccard_stability)
             else f"{html.escape(str(row.stability_band))} (Jaccard {row.jaccard_stability:.2f})"
         )
+        value = (
+            "not estimated"
+            if pd.isna(row.predicted_clv)
+            else f"{charts.money(row.predicted_clv, currency)} "
+            f"({_share(row.share_of_predicted_clv)} of all), "
+            f"{charts.money(row.mean_predicted_clv, currency)} a customer"
+        )
+        name = html.escape(row.segment_name)
         cards.append(
-            f'<div class="card" style="border-top-color:{color}">'
-            f"<h3>{html.escape(row.segment_name)}</h3>"
-            f'<p class="meta">{row.n_customers:,} customers ({row.share_of_customers:.0%}), '
-            f"{row.share_of_revenue:.0%} of revenue</p>"
+            f'<div class="card" data-segment="{name}" role="button" tabindex="0" '
+            f'aria-pressed="false" style="border-top-color:{color}">'
+            f'<h3><span class="swatch" style="background:{color}"></span>{name}</h3>'
+            f'<p class="who">{html.escape(str(row.segment_description))}</p>'
+            "<dl>"
+            f"<dt>Customers</dt><dd>{row.n_customers:,} ({row.share_of_customers:.0%})</dd>"
+            f"<dt>Net revenue</dt><dd>{row.share_of_revenue:.0%} of all</dd>"
+            f"<dt>Value, next {horizon} days</dt><dd>{value}</dd>"
+            f"<dt>Churn risk</dt><dd>{churn_in_words(row.mean_p_alive)}</dd>"
+            f"<dt>Stability</dt><dd>{stability}</dd>"
+            "</dl>"
             f"<p><b>Rule:</b> {html.escape(str(row.segment_rule))}{caveat}</p>"
-            f"<p>It covers {row.segment_rule_recall:.0%} of the segment, and "
-            f"{_share(row.segment_rule_precision)} of the customers it picks are in it; all "
-            f"the segment's rules: {row.rule_fidelity:.0%} (fidelity). Stability: "
-            f"{stability}.</p>"
-            f"<p><b>Action:</b> {html.escape(str(row.recommended_action))}</p>"
+            f'<p class="small">The rule covers {row.segment_rule_recall:.0%} of the segment, '
+            f"and {_share(row.segment_rule_precision)} of the customers it picks are in it; all "
+            f"the segment's rules: {row.rule_fidelity:.0%} (fidelity).</p>"
+            f'<p class="action"><b>Action:</b> {html.escape(str(row.recommended_action))}</p>'
             "</div>"
         )
     return f'<div class="cards">{"".join(cards)}</div>'
@@ -513,6 +619,7 @@ def segment_cards_html(profiles: pd.DataFrame) -> str:
 def value_summary_html(summary: pd.Series) -> str:
     """The summary's sentence on the value ahead, or why it is unavailable."""
     horizon = int(summary["clv_horizon_days"])
+    currency = str(summary["currency"])
     unavailable = value_unavailable(summary)
     if unavailable:
         why = unavailable.removeprefix("Not available: ")
@@ -522,8 +629,9 @@ def value_summary_html(summary: pd.Series) -> str:
         )
     text = (
         f"<p>Over the next {horizon} days the lifetime-value models expect "
-        f"{summary['predicted_clv']:,.0f} GBP of net purchases; the segment with the most "
-        f"predicted value is <b>{html.escape(summary['top_value_segment_name'])}</b>, "
+        f"{charts.money(summary['predicted_clv'], currency)} of net purchases; the segment "
+        f"with the most predicted value is "
+        f"<b>{html.escape(summary['top_value_segment_name'])}</b>, "
         f"{summary['top_value_share_of_predicted_clv']:.0%} of it from "
         f"{summary['top_value_share_of_customers']:.0%} of customers. "
     )
@@ -532,57 +640,244 @@ def value_summary_html(summary: pd.Series) -> str:
     return text + (
         f"The most value at risk (past spend times the chance the customer has left) is in "
         f"<b>{html.escape(summary['most_at_risk_segment_name'])}</b>: "
-        f"{summary['most_at_risk_value_at_risk']:,.0f} GBP, "
+        f"{charts.money(summary['most_at_risk_value_at_risk'], currency)}, "
         f"{summary['most_at_risk_share_of_value_at_risk']:.0%} of the "
-        f"{summary['value_at_risk']:,.0f} GBP at risk "
+        f"{charts.money(summary['value_at_risk'], currency)} at risk "
         f"({summary['share_of_revenue_at_risk']:.1%} of past revenue).</p>"
     )
 
 
+def _cell(value: object, fmt: str) -> str:
+    return "" if value is None or pd.isna(value) else format(value, fmt)
+
+
+def top_customers_html(data: dict[str, pd.DataFrame]) -> str:
+    """The searchable table of each segment's top customers (rpt_top_customers)."""
+    customers = data["rpt_top_customers"]
+    segments = data["rpt_segments"]
+    summary = data["rpt_summary"].iloc[0]
+    currency = html.escape(str(summary["currency"]))
+    per_segment = int(customers.groupby("segment_id").size().max()) if len(customers) else 0
+    options = "".join(
+        f'<option value="{html.escape(name)}">{html.escape(name)}</option>'
+        for name in segments["segment_name"]
+    )
+    rows = "".join(
+        f'<tr data-segment="{html.escape(row.segment_name)}">'
+        f"<td>{html.escape(row.segment_name)}</td>"
+        f"<td class='num'>{row.rank_in_segment}</td>"
+        f"<td>{row.customer_id}</td>"
+        f"<td>{html.escape(str(row.country))}</td>"
+        f"<td class='num'>{_cell(row.recency_days, ',.0f')}</td>"
+        f"<td class='num'>{_cell(row.frequency, ',.0f')}</td>"
+        f"<td class='num'>{_cell(row.net_monetary, ',.0f')}</td>"
+        f"<td class='num'>{_cell(row.p_alive, '.0%')}</td>"
+        f"<td class='num'>{_cell(row.predicted_clv, ',.0f')}</td>"
+        f"<td>{html.escape((_reason(row.suppression_reason) or '').replace('_', ' '))}</td>"
+        "</tr>"
+        for row in customers.itertuples()
+    )
+    return (
+        '<section id="customers"><h2>Top customers of each segment'
+        '<a class="to-top" href="#top">back to top</a></h2>'
+        f"<p>The {per_segment:,} customers of each segment with the most predicted value "
+        "(then net spend), for a first look before exporting an audience (`make audiences` "
+        "writes every customer). Type to search any column; pick a segment, or click one "
+        "anywhere on the page.</p>"
+        '<div class="controls"><input type="search" id="customer-search" '
+        'placeholder="Search: customer id, country, ..." aria-label="Search the customers">'
+        '<select id="customer-segment" aria-label="Segment"><option value="">Every segment'
+        f'</option>{options}</select> <span id="customer-count"></span></div>'
+        '<div class="table-wrap"><table id="customer-table"><thead><tr><th>Segment</th>'
+        "<th>Rank</th><th>Customer</th><th>Country</th><th>Days since last order</th>"
+        f"<th>Orders</th><th>Net spend ({currency})</th><th>Chance still buying</th>"
+        f"<th>Predicted value ({currency})</th><th>Left out of audiences</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div></section>"
+    )
+
+
 PAGE_STYLE = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto;
-       max-width: 1100px; color: #222; line-height: 1.45; padding: 0 1rem; }
-h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
-table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
-th, td { border-bottom: 1px solid #eee; padding: 0.35rem 0.5rem; text-align: left;
-         vertical-align: top; }
-td.num { text-align: right; white-space: nowrap; }
+* { box-sizing: border-box; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto;
+       max-width: 1400px; color: #222; line-height: 1.45; padding: 0 1.5rem 3rem; }
+h1 { margin: 1.2rem 0 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.3rem;
+     margin-top: 2.2rem; scroll-margin-top: 4rem; }
+section { scroll-margin-top: 4rem; }
+nav#toc { position: sticky; top: 0; z-index: 10; background: rgba(255, 255, 255, 0.97);
+          border-bottom: 1px solid #ddd; padding: 0.5rem 0; display: flex; flex-wrap: wrap;
+          gap: 0.3rem 1rem; align-items: center; font-size: 0.9rem; }
+nav#toc a { color: #1f4e79; text-decoration: none; } nav#toc a:hover { text-decoration: underline; }
+#highlight-bar { margin-left: auto; color: #444; }
+#highlight-bar button { margin-left: 0.5rem; }
+.to-top { float: right; font-size: 0.8rem; font-weight: normal; color: #1f4e79; }
+.lead { font-size: 1.1rem; } .small { font-size: 0.85rem; color: #555; }
+.grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 1.5rem 2rem; }
+.chart { margin: 0; min-height: 60px; overflow-x: auto; } .chart.wide { grid-column: 1 / -1; }
+@media (max-width: 1200px) { .grid { grid-template-columns: minmax(0, 1fr); } }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
+         gap: 0.9rem; margin: 1rem 0; }
+.card { border: 1px solid #ddd; border-top: 5px solid #999; border-radius: 4px;
+        padding: 0.2rem 0.9rem 0.4rem; font-size: 0.9rem; cursor: pointer; background: #fff;
+        transition: opacity 0.15s; }
+.card:focus { outline: 2px solid #1f4e79; }
+.card[aria-pressed="true"] { box-shadow: 0 0 0 2px #1f4e79; }
+.card.dimmed { opacity: 0.35; }
+.card h3 { margin: 0.6rem 0 0.3rem; font-size: 1.05rem; }
+.card .who { color: #444; margin-top: 0; }
+.card dl { display: grid; grid-template-columns: minmax(5.5rem, auto) 1fr; gap: 0.15rem 0.7rem;
+           margin: 0.4rem 0; } .card dt { color: #666; } .card dd { margin: 0; }
+.card .action { background: #f4f6f8; padding: 0.4rem 0.5rem; border-radius: 3px; }
 .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; margin-right: 0.4rem;
           border-radius: 2px; vertical-align: middle; }
-.chart { margin: 1.5rem 0; } nav a { margin-right: 1rem; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr));
-         gap: 0.8rem; margin: 1rem 0; }
-.card { border: 1px solid #ddd; border-top: 4px solid #999; border-radius: 4px;
-        padding: 0.2rem 0.8rem; font-size: 0.9rem; }
-.card h3 { margin: 0.5rem 0 0.2rem; font-size: 1rem; } .card .meta { color: #555; }
+.controls { display: flex; gap: 0.8rem; align-items: center; margin: 0.6rem 0; }
+.controls input { width: 22rem; padding: 0.3rem; } .controls select { padding: 0.3rem; }
+.table-wrap { max-height: 32rem; overflow: auto; border: 1px solid #eee; }
+table { border-collapse: collapse; width: 100%; font-size: 0.85rem; }
+th, td { border-bottom: 1px solid #eee; padding: 0.3rem 0.5rem; text-align: left;
+         vertical-align: top; }
+thead th { position: sticky; top: 0; background: #f4f6f8; }
+td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+@media print {
+  nav#toc, .controls, .to-top { display: none !important; }
+  body { max-width: none; padding: 0; }
+  .grid { display: block; } .chart { overflow: visible; margin-bottom: 1rem; }
+  .chart, .card, tr { break-inside: avoid; } h2 { break-after: avoid; }
+  .card { cursor: auto; } .card.dimmed { opacity: 1; }
+  .table-wrap { max-height: none; overflow: visible; border: none; }
+  tr[hidden] { display: table-row !important; }
+}
+"""
+
+# Embeds the charts, then wires the highlight: a click on a segment's card, legend entry or mark
+# sets the param `highlight` in every chart that has it (the segment's name, or null), dims the
+# other cards and filters the customers' table. Escape or a second click shows every segment.
+PAGE_SCRIPT = """
+const views = {};
+let highlighted = null;
+function hasSignal(view, name) {
+  try { view.signal(name); return true; } catch (error) { return false; }
+}
+function applyHighlight() {
+  for (const view of Object.values(views)) {
+    if (hasSignal(view, 'highlight')) view.signal('highlight', highlighted).runAsync();
+  }
+  document.querySelectorAll('.card[data-segment]').forEach((card) => {
+    card.classList.toggle('dimmed', highlighted !== null && card.dataset.segment !== highlighted);
+    card.setAttribute('aria-pressed', String(card.dataset.segment === highlighted));
+  });
+  document.getElementById('highlight-status').textContent = highlighted === null
+    ? 'Click a segment (card, legend entry or mark) to highlight it in every chart.'
+    : 'Highlighted: ' + highlighted + '.';
+  document.getElementById('highlight-clear').hidden = highlighted === null;
+  const select = document.getElementById('customer-segment');
+  if (select) { select.value = highlighted === null ? '' : highlighted; filterCustomers(); }
+}
+function toggleHighlight(name) {
+  highlighted = (name === highlighted || !SEGMENTS.includes(name)) ? null : name;
+  applyHighlight();
+}
+function filterCustomers() {
+  const query = document.getElementById('customer-search').value.trim().toLowerCase();
+  const segment = document.getElementById('customer-segment').value;
+  const rows = document.querySelectorAll('#customer-table tbody tr');
+  let shown = 0;
+  rows.forEach((row) => {
+    const match = (!segment || row.dataset.segment === segment)
+      && (!query || row.textContent.toLowerCase().includes(query));
+    row.hidden = !match;
+    if (match) shown += 1;
+  });
+  document.getElementById('customer-count').textContent =
+    shown.toLocaleString('en') + ' of ' + rows.length.toLocaleString('en') + ' rows shown';
+}
+document.querySelectorAll('.card[data-segment]').forEach((card) => {
+  card.addEventListener('click', () => toggleHighlight(card.dataset.segment));
+  card.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' || event.key === ' ') {
+      event.preventDefault();
+      toggleHighlight(card.dataset.segment);
+    }
+  });
+});
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && highlighted !== null) { highlighted = null; applyHighlight(); }
+});
+document.getElementById('highlight-clear').addEventListener('click', () => {
+  highlighted = null; applyHighlight();
+});
+document.getElementById('customer-search').addEventListener('input', filterCustomers);
+document.getElementById('customer-segment').addEventListener('change', (event) => {
+  const value = event.target.value;
+  if (value !== (highlighted || '')) toggleHighlight(value || highlighted);
+  else filterCustomers();
+});
+function wire(name, view) {
+  views[name] = view;
+  view.addEventListener('click', (event, item) => {
+    const datum = item && item.datum;
+    if (datum && typeof datum.segment_name === 'string') toggleHighlight(datum.segment_name);
+  });
+  if (hasSignal(view, 'segment_pick')) {
+    view.addSignalListener('segment_pick', (signal, value) => {
+      if (value && value.segment_name) toggleHighlight(value.segment_name[0]);
+    });
+  }
+}
+Promise.allSettled(Object.entries(SPECS).map(([name, spec]) =>
+  vegaEmbed('#chart-' + name, spec, {actions: false, renderer: 'canvas'})
+    .then((result) => wire(name, result.view))
+)).then((results) => {
+  const failed = results.filter((result) => result.status === 'rejected');
+  failed.forEach((result) => console.error('chart failed to render:', result.reason));
+  document.body.dataset.rendered = failed.length ? 'failed' : 'true';
+});
+applyHighlight();
 """
 
 
-def page_html(sections: list[Section], summary: str, title: str) -> str:
-    """The whole page: Vega scripts inline (opens offline), then every chart."""
+def page_html(
+    sections: list[Section], summary: str, customers: str, title: str, segment_names: list[str]
+) -> str:
+    """The whole page, which opens offline: Vega's scripts inline, the summary, every chart.
+
+    Then the customers' table and the script that embeds and links the charts.
+    """
     import vl_convert
     from altair.utils._importers import vl_version_for_vl_convert
 
     bundle = vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert())
-    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
+    links = [("summary", "Summary")] + [(s.key, s.title) for s in sections]
+    links.append(("customers", "Top customers"))
+    nav = "".join(f'<a href="#{key}">{html.escape(text)}</a>' for key, text in links)
+    status = (
+        '<span id="highlight-bar"><span id="highlight-status"></span>'
+        '<button id="highlight-clear" type="button" hidden>Show every segment</button></span>'
+    )
     body = []
-    embeds = []
+    specs = {}
     for section in sections:
         body.append(
-            f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>'
-            f"<p>{html.escape(section.intro)}</p>"
+            f'<section id="{section.key}"><h2>{html.escape(section.title)}'
+            '<a class="to-top" href="#top">back to top</a></h2>'
+            f'<p>{html.escape(section.intro)}</p><div class="grid">'
         )
         for name, chart in section.charts.items():
-            body.append(f'<div class="chart" id="chart-{name}"></div>')
-            spec = json.dumps(chart.to_dict())
-            embeds.append(f"vegaEmbed('#chart-{name}', {spec}, {{actions: false}});")
-        body.append("</section>")
+            wide = " wide" if name in section.wide else ""
+            body.append(f'<div class="chart{wide}" id="chart-{name}"></div>')
+            specs[name] = chart.to_dict()
+        body.append("</div></section>")
+    # "</" inside a spec (a label) would end the script early.
+    data = (
+        f"const SPECS = {json.dumps(specs)};\nconst SEGMENTS = {json.dumps(segment_names)};"
+    ).replace("</", "<\\/")
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style>"
-        f"<script>{bundle}</script></head><body>"
-        f"<h1>{html.escape(title)}</h1><nav>{nav}</nav>{summary}{''.join(body)}"
-        f"<script>{''.join(embeds)}</script></body></html>"
+        f"<script>{bundle}</script></head><body id='top'>"
+        f"<h1>{html.escape(title)}</h1><nav id='toc'>{nav}{status}</nav>"
+        f"{summary}{''.join(body)}{customers}"
+        f"<script>{data}\n{PAGE_SCRIPT}</script></body></html>"
     )
 
 
@@ -593,7 +888,14 @@ def write_report(database: Path, out_dir: Path, png: bool = True) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     page = out_dir / "index.html"
     page.write_text(
-        page_html(sections, summary_html(data), "Customer segmentation report"), encoding="utf-8"
+        page_html(
+            sections,
+            summary_html(data),
+            top_customers_html(data),
+            "Customer segmentation report",
+            data["rpt_segments"]["segment_name"].tolist(),
+        ),
+        encoding="utf-8",
     )
     written = [page]
     if png:
