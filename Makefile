@@ -37,7 +37,8 @@ audiences: $(STAMP)
 	PYTHONPATH=python $(BIN)/python -m customer_segmentation.report.audiences --out exports/audiences
 
 ## test: lint, then pytest (package unit tests and end-to-end dbt builds in temporary directories;
-## the builds no test writes to run in the background, beside the others: two cores are used)
+## the builds no test writes to run in the background, beside the others: two cores are used;
+## the report's browser test needs Chromium on the PATH, and is skipped with a message without it)
 test: $(STAMP) lint
 	$(BIN)/pytest
 

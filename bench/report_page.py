@@ -37,7 +37,7 @@ def seconds_to_render(page: Path, browser: str, runs: int = 3) -> float:
         for _ in range(runs):
             tab = chromium.new_page(viewport={"width": 1400, "height": 900})
             started = time.perf_counter()
-            tab.goto(page.as_uri())
+            tab.goto(page.resolve().as_uri())
             tab.wait_for_function("document.body.dataset.rendered === 'true'", timeout=120_000)
             times.append(time.perf_counter() - started)
             tab.close()

@@ -85,7 +85,7 @@ def money(amount: float, currency: str) -> str:
 # 1. Data ---------------------------------------------------------------------------------
 
 
-def cleaning_audit(audit: pd.DataFrame) -> alt.LayerChart:
+def cleaning_audit(audit: pd.DataFrame, currency: str = "GBP") -> alt.LayerChart:
     """Raw lines per cleaning class, in rule order, labelled with count and share."""
     order = audit.sort_values("rule_order")["row_class"].tolist()
     base = alt.Chart(audit).encode(
@@ -101,7 +101,7 @@ def cleaning_audit(audit: pd.DataFrame) -> alt.LayerChart:
             alt.Tooltip("n_rows:Q", title="Lines", format=","),
             alt.Tooltip("share_of_rows:Q", title="Share", format=".1%"),
             alt.Tooltip("n_customers:Q", title="Customers", format=","),
-            alt.Tooltip("amount:Q", title="Amount", format=",.0f"),
+            alt.Tooltip("amount:Q", title=f"Amount ({currency})", format=",.0f"),
             alt.Tooltip("rule_description:N", title="Rule"),
         ],
     )

@@ -200,7 +200,9 @@ def build_sections(data: dict[str, pd.DataFrame]) -> list[Section]:
             "1. The data",
             "What went in, what was cleaned away and why, and how the business looks over time.",
             {
-                "cleaning_audit": lambda: charts.cleaning_audit(data["rpt_cleaning_audit"]),
+                "cleaning_audit": lambda: charts.cleaning_audit(
+                    data["rpt_cleaning_audit"], currency
+                ),
                 "order_value_distribution": lambda: charts.order_value_distribution(
                     data["rpt_order_value_distribution"], currency
                 ),
@@ -666,7 +668,7 @@ def top_customers_html(data: dict[str, pd.DataFrame]) -> str:
         f'<tr data-segment="{html.escape(row.segment_name)}">'
         f"<td>{html.escape(row.segment_name)}</td>"
         f"<td class='num'>{row.rank_in_segment}</td>"
-        f"<td>{row.customer_id}</td>"
+        f"<td>{html.escape(str(row.customer_id))}</td>"
         f"<td>{html.escape(str(row.country))}</td>"
         f"<td class='num'>{_cell(row.recency_days, ',.0f')}</td>"
         f"<td class='num'>{_cell(row.frequency, ',.0f')}</td>"
@@ -681,9 +683,9 @@ def top_customers_html(data: dict[str, pd.DataFrame]) -> str:
         '<section id="customers"><h2>Top customers of each segment'
         '<a class="to-top" href="#top">back to top</a></h2>'
         f"<p>The {per_segment:,} customers of each segment with the most predicted value "
-        "(then net spend), for a first look before exporting an audience (`make audiences` "
-        "writes every customer). Type to search any column; pick a segment, or click one "
-        "anywhere on the page.</p>"
+        "(then net spend; every customer of a smaller segment), for a first look before "
+        "exporting an audience (<code>make audiences</code> writes every customer). Type to "
+        "search any column; pick a segment here, or click one anywhere on the page.</p>"
         '<div class="controls"><input type="search" id="customer-search" '
         'placeholder="Search: customer id, country, ..." aria-label="Search the customers">'
         '<select id="customer-segment" aria-label="Segment"><option value="">Every segment'
@@ -777,6 +779,7 @@ function toggleHighlight(name) {
   applyHighlight();
 }
 function filterCustomers() {
+  if (!document.getElementById('customer-table')) return;
   const query = document.getElementById('customer-search').value.trim().toLowerCase();
   const segment = document.getElementById('customer-segment').value;
   const rows = document.querySelectorAll('#customer-table tbody tr');
@@ -805,12 +808,14 @@ document.addEventListener('keydown', (event) => {
 document.getElementById('highlight-clear').addEventListener('click', () => {
   highlighted = null; applyHighlight();
 });
-document.getElementById('customer-search').addEventListener('input', filterCustomers);
-document.getElementById('customer-segment').addEventListener('change', (event) => {
-  const value = event.target.value;
-  if (value !== (highlighted || '')) toggleHighlight(value || highlighted);
-  else filterCustomers();
-});
+if (document.getElementById('customer-table')) {
+  document.getElementById('customer-search').addEventListener('input', filterCustomers);
+  document.getElementById('customer-segment').addEventListener('change', (event) => {
+    const value = event.target.value;
+    if (value !== (highlighted || '')) toggleHighlight(value || highlighted);
+    else filterCustomers();
+  });
+}
 function wire(name, view) {
   views[name] = view;
   view.addEventListener('click', (event, item) => {
@@ -833,6 +838,23 @@ Promise.allSettled(Object.entries(SPECS).map(([name, spec]) =>
 });
 applyHighlight();
 """
+
+
+def chart_spec(chart: alt.TopLevelMixin) -> dict:
+    """The chart's Vega-Lite spec, data inline.
+
+    Altair refuses more than 5,000 rows per dataset by default; the report models bound every
+    chart's rows in SQL (samples and aggregates: 10,000 silhouettes at most), so that guard is
+    off here, for this conversion only.
+    """
+    with alt.data_transformers.enable("default", max_rows=None):
+        return chart.to_dict()
+
+
+def save_png(chart: alt.TopLevelMixin, path: Path) -> None:
+    """The chart as a PNG at twice the size (vl-convert), without Altair's row guard."""
+    with alt.data_transformers.enable("default", max_rows=None):
+        chart.save(str(path), scale_factor=2)
 
 
 def page_html(
@@ -864,7 +886,7 @@ def page_html(
         for name, chart in section.charts.items():
             wide = " wide" if name in section.wide else ""
             body.append(f'<div class="chart{wide}" id="chart-{name}"></div>')
-            specs[name] = chart.to_dict()
+            specs[name] = chart_spec(chart)
         body.append("</div></section>")
     # "</" inside a spec (a label) would end the script early.
     data = (
@@ -904,7 +926,7 @@ def write_report(database: Path, out_dir: Path, png: bool = True) -> list[Path]:
         for section in sections:
             for name, chart in section.charts.items():
                 path = figures / f"{name}.png"
-                chart.save(str(path), scale_factor=2)
+                save_png(chart, path)
                 written.append(path)
     return written
 
