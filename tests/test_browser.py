@@ -154,6 +154,11 @@ def test_the_cards_and_the_customers_table_are_there(
     shown = page.locator("#customer-table tbody tr:not([hidden])")
     assert shown.count() > 0
     assert all("Netherlands" in text for text in shown.all_inner_texts())
+    # Cell by cell: a customer id finds its row only, not a rank followed by another id.
+    customer = page.locator("#customer-table tbody tr td:nth-child(3)").nth(5).inner_text()
+    page.fill("#customer-search", customer)
+    found = page.locator("#customer-table tbody tr:not([hidden]) td:nth-child(3)")
+    assert all(customer in text for text in found.all_inner_texts())
     page.fill("#customer-search", "")
     assert page.locator("#customer-table tbody tr:not([hidden])").count() == rows
 
@@ -201,15 +206,24 @@ def test_clicking_a_segment_highlights_it_in_every_chart(
 def test_the_page_prints_without_navigation_and_with_every_row(opened: OpenedPage) -> None:
     page = opened.page
     page.fill("#customer-search", "no customer matches this")
+    # About an A4 page's width with 1 cm margins, narrower than the widest charts.
+    page.set_viewport_size({"width": 1000, "height": 900})
     page.emulate_media(media="print")
     try:
         assert not page.locator("nav#toc").is_visible()
         assert not page.locator(".controls").first.is_visible()
         assert page.evaluate("getComputedStyle(document.querySelector('.grid')).display") == "block"
-        # A filtered table still prints whole.
+        # A filtered table still prints whole, and every chart fits the page's width.
         assert page.locator("#customer-table tbody tr").first.is_visible()
+        overflowing = page.evaluate(
+            "[...document.querySelectorAll('.chart canvas')]"
+            ".filter(c => c.getBoundingClientRect().right > document.body.clientWidth + 1)"
+            ".map(c => c.closest('.chart').id)"
+        )
+        assert overflowing == []
     finally:
         page.emulate_media(media="screen")
+        page.set_viewport_size({"width": 1400, "height": 900})
         page.fill("#customer-search", "")
     assert page.locator("nav#toc").is_visible()
 

@@ -647,8 +647,10 @@ def test_a_report_without_a_lifetime_value_fit_still_renders(
     out = tmp_path / "report"
     assert report.main(["--database", str(database), "--out", str(out)]) == 0
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert "The value ahead is not available: the purchase model (BG/NBD) was not fitted " \
-        f"({NOT_FITTED})." in page  # fmt: skip
+    # The summary says so in plain words; the value section gives the model's reason.
+    assert "The value ahead is not available: the purchase model could not be fitted on this " \
+        "data. Section 6 says why" in page  # fmt: skip
+    assert f"the purchase model (BG/NBD) was not fitted ({NOT_FITTED})" in page
     assert "the segment with the most predicted value" not in page
     data = report.load_marts(database)
     (value,) = [s for s in report.build_sections(data) if s.key == "value"]
@@ -749,10 +751,11 @@ def test_the_reason_for_k_is_in_plain_words() -> None:
         selection_rows("best_mean_rank_among_stable", [0.9, 0.6, 0.8, 0.5], knee=3, chosen=4)
     )
     assert words == (
-        "Splits into 2 to 5 segments were tried. Only the splits into 2 and 4 come back the "
-        "same when the split is repeated on random samples of the customers; of those, 4 gives "
-        "the most distinct and compact groups. The point where extra segments stop paying off, "
-        "3, did not come back reliably, so it was not used."
+        "Splits into 2 to 5 segments were tried. Only the splits into 2 and 4 come back "
+        "largely the same when the split is repeated on random samples of the customers; of "
+        "those, 4 scores best overall on three measures of how distinct and compact the groups "
+        "are. The point where extra segments stop paying off, 3, did not come back reliably, so "
+        "it was not used."
     )
     knee = report.k_in_words(selection_rows("knee_if_stable", [0.9, 0.8, 0.5], knee=3, chosen=3))
     assert "beyond 3 the gain tails off" in knee
@@ -821,7 +824,7 @@ def test_each_dendrogram_branch_counts_the_segments_under_it() -> None:
     leaves = pd.DataFrame(
         {"leaf_id": [0, 1, 2, 3], "segment_name": ["A", "A", "A", "B"], "n_customers": 1}
     )
-    branches = report_charts.branch_segments(z, 4, [4, 5], leaves)
+    branches = report_charts.branch_segments(z, 4, [4, 5], leaves, ["A", "B"])
     first = branches[branches["x"] == 1.0]
     second = branches[branches["x"] == 11.0]
     assert first[["segment_name", "n_customers", "share"]].values.tolist() == [["A", 2, 1.0]]
@@ -857,3 +860,55 @@ def test_a_chart_of_more_than_5000_rows_is_drawn(tmp_path: Path) -> None:
     report.save_png(chart, tmp_path / "silhouette.png")
     assert (tmp_path / "silhouette.png").read_bytes().startswith(PNG_SIGNATURE)
     assert "a sample of 10,000 of 1,000,000 customers" in json.dumps(spec["title"])
+
+
+def test_churn_risk_does_not_call_lapsed_one_time_buyers_safe() -> None:
+    row = pd.Series(
+        {"mean_repeat_churn_risk": 0.0028, "share_lapsed": 0.57, "share_one_purchase": 0.54}
+    )
+    assert report.churn_in_words(row, "180") == (
+        "57% have not ordered for 180+ days; repeat buyers under 1% likely to have stopped; "
+        "54% have bought once (too soon to tell)"
+    )
+    row["mean_repeat_churn_risk"] = None
+    assert "no estimate for repeat buyers" in report.churn_in_words(row, "180")
+
+
+def test_segment_names_cannot_break_out_of_the_page() -> None:
+    name = 'Recent "first" </script><script>alert(1)</script> & <b>co</b>'
+    chart = report_charts.segment_sizes(
+        pd.DataFrame(
+            {
+                "segment_name": [name],
+                "n_customers": [3],
+                "share_of_customers": [1.0],
+                "share_of_revenue": [1.0],
+            }
+        ),
+        report_charts.segment_colors([name]),
+    )
+    section = report.Section("segments", "5. Segments", "intro", {"segment_sizes": chart})
+    page = report.page_html([section], "", "", "Report", [name])
+    script = page[page.rindex("<script>") :]
+    assert "</script><script>alert(1)" not in script
+    assert script.count("</script>") == 1  # only the page's own closing tag
+
+
+def test_the_drift_chart_names_its_threshold() -> None:
+    drift = pd.DataFrame(
+        {
+            "reference_model_id": 1,
+            "measure": ["population_stability_index", "segment_share_points"],
+            "subject": ["monetary", "Loyal regulars"],
+            "drift": [0.3, 1.0],
+            "threshold": [0.2, 5.0],
+            "share_of_threshold": [1.5, 0.2],
+            "is_drifted": [True, False],
+            "reference_value": [None, 30.0],
+            "current_value": [None, 31.0],
+        }
+    )
+    spec = report_charts.segment_drift(drift).to_dict()
+    for _, unit in unit_specs(spec):
+        assert "tooltip" in unit["encoding"]
+    assert "PSI warns above 0.2" in spec["title"]["subtitle"]

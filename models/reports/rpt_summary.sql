@@ -182,6 +182,8 @@ final as (
     select
         snapshot.snapshot_date,
         '{{ var("currency") }}' as currency,
+        '{{ var("monetary_basis") }}' as monetary_basis,
+        {{ var('lapsed_after_days') }} as lapsed_after_days,
         customers.n_customers,
         transaction_lines.n_transaction_lines,
         transaction_lines.n_kept_lines,

@@ -189,7 +189,7 @@ final as (
             segment_names.archetype_description,
             ' ',
             {{ whole_number_text('sizes.n_customers') }},
-            ' customers (',
+            case when sizes.n_customers = 1 then ' customer (' else ' customers (' end,
             cast(
                 cast(round(100 * sizes.n_customers / sum(sizes.n_customers) over ()) as bigint)
                 as {{ dbt.type_string() }}

@@ -547,7 +547,7 @@ def elbow(selection: pd.DataFrame) -> alt.LayerChart:
     chosen = (
         alt.Chart(selection[selection["is_selected"]].drop_duplicates("k"))
         .mark_rule(strokeDash=[4, 4], color="#888888", strokeWidth=1.5)
-        .encode(x="k:O", tooltip=[alt.Tooltip("selection_reason:N", title="Why this k")])
+        .encode(x="k:O", tooltip=[alt.Tooltip("k:O", title="Chosen k (the summary says why)")])
     )
     chosen_k = int(selection.loc[selection["is_selected"], "k"].iloc[0])
     # The rule first, so the diamonds are drawn over it.
@@ -737,7 +737,7 @@ def dendrogram(
             "Bars under each branch: the segments of its customers (click one to highlight it).",
         ],
     )
-    composition = branch_segments(z, n_leaves, tree["leaves"], leaves)
+    composition = branch_segments(z, n_leaves, tree["leaves"], leaves, scale.domain)
     if composition.empty:
         return top.properties(title=title)
     strip = (
@@ -769,16 +769,20 @@ def dendrogram(
 
 
 def branch_segments(
-    z: np.ndarray, n_leaves: int, shown: list[int], leaves: pd.DataFrame
+    z: np.ndarray, n_leaves: int, shown: list[int], leaves: pd.DataFrame, order: list[str]
 ) -> pd.DataFrame:
     """Each segment's customers and share under each drawn branch, stacked.
 
-    ``shown``: the truncated tree's leaves, left to right. Columns: x, x2 (the branch's slot
-    on the chart), segment_name, n_customers, branch_customers, share, share_start/end.
+    ``shown``: the truncated tree's leaves, left to right; ``order``: the segments' stacking
+    order (cluster order, as in the legend). The counts per leaf come from SQL
+    (rpt_ward_leaves); summing them up the tree is a walk of the linkage, like scipy's layout
+    of the dendrogram itself. Columns: x, x2 (the branch's slot on the chart), segment_name,
+    n_customers, branch_customers, share, share_start/end.
     """
     if leaves.empty:
         return pd.DataFrame()
-    names = sorted(leaves["segment_name"].unique())
+    present = set(leaves["segment_name"])
+    names = [n for n in order if n in present] + sorted(present - set(order))
     column = {name: i for i, name in enumerate(names)}
     counts = np.zeros((n_leaves + len(z), len(names)))
     np.add.at(
@@ -1022,12 +1026,12 @@ def centroid_heatmap(
             "z_score:Q",
             # Clamped so one extreme segment does not wash out every other difference.
             scale=alt.Scale(scheme=DIVERGING, domain=[-1.5, 1.5], clamp=True),
-            title="z-score (from all customers' mean)",
+            title="z-score",
             legend=alt.Legend(
                 orient="top",
                 direction="horizontal",
                 gradientLength=240,
-                values=[-1.5, -0.75, 0, 0.75, 1.5],
+                values=[-1.5, 0, 1.5],
                 labelExpr="datum.value <= -1.5 ? '-1.5 or less' : datum.value >= 1.5 ? "
                 "'1.5 or more' : datum.label",
             ),
@@ -1619,7 +1623,7 @@ def segment_drift(drift: pd.DataFrame) -> alt.LayerChart | alt.Chart:
     threshold = (
         alt.Chart(pd.DataFrame({"x": [1.0]}))
         .mark_rule(color="#d62728", strokeDash=[4, 3])
-        .encode(x="x:Q")
+        .encode(x="x:Q", tooltip=[alt.Tooltip("x:Q", title="Threshold (warns above)")])
     )
     limits = shown.groupby("measure")["threshold"].first()
     subtitle = "; ".join(f"{DRIFT_MEASURES[m]} warns above {limits[m]:g}" for m in limits.index)

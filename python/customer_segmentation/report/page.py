@@ -467,7 +467,7 @@ def value_intro(data: dict[str, pd.DataFrame]) -> str:
         text += (
             ". Read predicted value as a ranking and a rough size"
             + (" (on the low side here)" if low else "")
-            + " rather than a forecast to the pound; the models know nothing of seasons, "
+            + " rather than an exact forecast; the models know nothing of seasons, "
             "campaigns or changes in the shop."
         )
     return text
@@ -504,7 +504,7 @@ def k_in_words(selection: pd.DataFrame) -> str:
         return (
             f"Splits into {tried} segments were tried. Up to {k}, each extra segment makes the "
             f"groups markedly tighter; beyond {k} the gain tails off. The {k} groups also come "
-            f"back the same {resampled} ({stability})."
+            f"back largely the same {resampled} ({stability})."
         )
     if rule == "best_mean_rank_among_stable":
         stable = kmeans.loc[kmeans["stability"] >= threshold, "k"].astype(int).tolist()
@@ -517,8 +517,9 @@ def k_in_words(selection: pd.DataFrame) -> str:
         )
         return (
             f"Splits into {tried} segments were tried. Only the splits into "
-            f"{charts._and([str(s) for s in stable])} come back the same {resampled}; of "
-            f"those, {k} gives the most distinct and compact groups.{knee}"
+            f"{charts._and([str(s) for s in stable])} come back largely the same {resampled}; "
+            f"of those, {k} scores best overall on three measures of how distinct and compact "
+            f"the groups are.{knee}"
         )
     if rule == "most_stable":
         return (
@@ -526,6 +527,10 @@ def k_in_words(selection: pd.DataFrame) -> str:
             f"most often ({stability}), so read the segments as rough groupings."
         )
     return str(chosen["selection_reason"]).split(": ", 1)[-1] + "."
+
+
+# var monetary_basis in words.
+BASIS_WORDS = {"net": "net of returns", "gross": "before returns (var monetary_basis gross)"}
 
 
 def summary_html(data: dict[str, pd.DataFrame]) -> str:
@@ -536,17 +541,18 @@ def summary_html(data: dict[str, pd.DataFrame]) -> str:
     k = int(summary["k"])
     text = (
         f'<p class="lead">{int(summary["n_customers"]):,} customers, as of '
-        f"{snapshot:%-d %B %Y}, fall into <b>{k} segments</b>. "
+        f"{snapshot.day} {snapshot:%B %Y}, fall into <b>{k} segments</b>. "
         f"Why {k}: {html.escape(k_in_words(data['rpt_model_selection']))}</p>"
         f"<p>The largest segment is <b>{html.escape(summary['largest_segment_name'])}</b> "
         f"({summary['largest_share_of_customers']:.0%} of customers); the most valuable is "
         f"<b>{html.escape(summary['most_valuable_segment_name'])}</b>, with "
-        f"{summary['most_valuable_share_of_revenue']:.0%} of net revenue from "
+        f"{summary['most_valuable_share_of_revenue']:.0%} of revenue from "
         f"{summary['most_valuable_share_of_customers']:.0%} of customers.</p>"
         f"{value_summary_html(summary)}"
         f'<p class="small">From {int(summary["n_transaction_lines"]):,} transaction lines, '
         f"{int(summary['n_kept_lines']):,} kept after cleaning (section 1 counts why the "
-        f"others were dropped). Amounts in {html.escape(currency)}, net of returns.</p>"
+        f"others were dropped). Amounts in {html.escape(currency)}; revenue and value "
+        f"{BASIS_WORDS.get(str(summary['monetary_basis']), '')}.</p>"
     )
     cards = segment_cards_html(data["rpt_segments"], summary)
     return f'<section id="summary"><h2>Summary</h2>{text}{cards}</section>'
@@ -557,14 +563,24 @@ def _share(value: object) -> str:
     return "none" if value is None or pd.isna(value) else f"{float(value):.0%}"
 
 
-def churn_in_words(mean_p_alive: object) -> str:
-    """A segment's churn risk: the mean chance its customers have stopped buying, in words."""
-    if mean_p_alive is None or pd.isna(mean_p_alive):
-        return "not estimated (the purchase model was not fitted)"
-    risk = 1 - float(mean_p_alive)
-    band = "low" if risk < 0.1 else "medium" if risk < 0.3 else "high"
-    chance = "under 1%" if risk < 0.005 else f"{risk:.0%}"
-    return f"{band} ({chance} likely to have stopped buying, on average)"
+def churn_in_words(row: object, lapsed_after_days: str = "180") -> str:
+    """A segment's churn risk in words, from an rpt_segments row.
+
+    The purchase model (BG/NBD) only lets a customer leave after a repeat purchase, so its
+    chance of having stopped is stated for repeat buyers, beside the shares of one-time buyers
+    and of customers whose last order is lapsed_after_days or more old: a segment of lapsed
+    one-time buyers must not read as low risk.
+    """
+    risk = row.mean_repeat_churn_risk
+    if risk is None or pd.isna(risk):
+        model = "no estimate for repeat buyers"
+    else:
+        chance = "under 1%" if risk < 0.005 else f"{risk:.0%}"
+        model = f"repeat buyers {chance} likely to have stopped"
+    return (
+        f"{row.share_lapsed:.0%} have not ordered for {lapsed_after_days}+ days; {model}; "
+        f"{row.share_one_purchase:.0%} have bought once (too soon to tell)"
+    )
 
 
 def segment_cards_html(profiles: pd.DataFrame, summary: pd.Series) -> str:
@@ -574,6 +590,7 @@ def segment_cards_html(profiles: pd.DataFrame, summary: pd.Series) -> str:
     """
     currency = str(summary["currency"])
     horizon = int(summary["clv_horizon_days"])
+    lapsed = f"{int(summary['lapsed_after_days']):,}"
     colors = charts.segment_colors(profiles["segment_name"].tolist()).range
     cards = []
     for row, color in zip(profiles.itertuples(), colors, strict=True):
@@ -603,9 +620,9 @@ def segment_cards_html(profiles: pd.DataFrame, summary: pd.Series) -> str:
             f'<p class="who">{html.escape(str(row.segment_description))}</p>'
             "<dl>"
             f"<dt>Customers</dt><dd>{row.n_customers:,} ({row.share_of_customers:.0%})</dd>"
-            f"<dt>Net revenue</dt><dd>{row.share_of_revenue:.0%} of all</dd>"
+            f"<dt>Revenue</dt><dd>{row.share_of_revenue:.0%} of all</dd>"
             f"<dt>Value, next {horizon} days</dt><dd>{value}</dd>"
-            f"<dt>Churn risk</dt><dd>{churn_in_words(row.mean_p_alive)}</dd>"
+            f"<dt>Churn risk</dt><dd>{churn_in_words(row, lapsed)}</dd>"
             f"<dt>Stability</dt><dd>{stability}</dd>"
             "</dl>"
             f"<p><b>Rule:</b> {html.escape(str(row.segment_rule))}{caveat}</p>"
@@ -622,12 +639,15 @@ def value_summary_html(summary: pd.Series) -> str:
     """The summary's sentence on the value ahead, or why it is unavailable."""
     horizon = int(summary["clv_horizon_days"])
     currency = str(summary["currency"])
-    unavailable = value_unavailable(summary)
-    if unavailable:
-        why = unavailable.removeprefix("Not available: ")
+    if value_unavailable(summary):
+        which = (
+            "the purchase model"
+            if purchases_unavailable(summary)
+            else "the spend model (what a purchase is worth)"
+        )
         return (
-            f"<p>The value ahead is not available: {html.escape(why)} The value section "
-            "shows no predictions.</p>"
+            f"<p>The value ahead is not available: {which} could not be fitted on this data. "
+            "Section 6 says why and shows no predictions.</p>"
         )
     text = (
         f"<p>Over the next {horizon} days the lifetime-value models expect "
@@ -715,7 +735,7 @@ nav#toc a { color: #1f4e79; text-decoration: none; } nav#toc a:hover { text-deco
 .lead { font-size: 1.1rem; } .small { font-size: 0.85rem; color: #555; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 1.5rem 2rem; }
 .chart { margin: 0; min-height: 60px; overflow-x: auto; } .chart.wide { grid-column: 1 / -1; }
-@media (max-width: 1200px) { .grid { grid-template-columns: minmax(0, 1fr); } }
+@media (max-width: 1340px) { .grid { grid-template-columns: minmax(0, 1fr); } }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
          gap: 0.9rem; margin: 1rem 0; }
 .card { border: 1px solid #ddd; border-top: 5px solid #999; border-radius: 4px;
@@ -743,6 +763,7 @@ td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-n
   nav#toc, .controls, .to-top { display: none !important; }
   body { max-width: none; padding: 0; }
   .grid { display: block; } .chart { overflow: visible; margin-bottom: 1rem; }
+  .chart canvas, .chart svg { max-width: 100% !important; height: auto !important; }
   .chart, .card, tr { break-inside: avoid; } h2 { break-after: avoid; }
   .card { cursor: auto; } .card.dimmed { opacity: 1; }
   .table-wrap { max-height: none; overflow: visible; border: none; }
@@ -785,8 +806,9 @@ function filterCustomers() {
   const rows = document.querySelectorAll('#customer-table tbody tr');
   let shown = 0;
   rows.forEach((row) => {
+    // Cell by cell: "12415" must not match rank 124 followed by customer 15763.
     const match = (!segment || row.dataset.segment === segment)
-      && (!query || row.textContent.toLowerCase().includes(query));
+      && (!query || [...row.cells].some((cell) => cell.textContent.toLowerCase().includes(query)));
     row.hidden = !match;
     if (match) shown += 1;
   });
