@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Headless as root: no sandbox, and none of the background connections a closed network
+# refuses (the browser test starts Chromium the same way).
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -15,23 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from bench.report_page import CHROMIUM_ARGS
 
 from conftest import PROJECT_ROOT, DbtRun
 from customer_segmentation.report import page as report
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT = PROJECT_ROOT / "reports" / "screenshot.png"
-# As the machine's Chromium is started elsewhere here: no sandbox as root, and none of the
-# background connections a closed network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 pytestmark = pytest.mark.skipif(
     BROWSER is None,
     reason="no chromium on the PATH: the browser test needs it (Debian: apt-get install -y "

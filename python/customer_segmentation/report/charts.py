@@ -1020,6 +1020,13 @@ def centroid_heatmap(
     base = alt.Chart(z_scores).encode(
         x=alt.X("feature:N", title=None, sort=features, axis=alt.Axis(labelAngle=-30)),
         y=alt.Y("segment_name:N", sort=scale.domain, title=None),
+        tooltip=[
+            alt.Tooltip("segment_name:N", title="Segment"),
+            alt.Tooltip("feature:N", title="Feature"),
+            alt.Tooltip("mean_value:Q", title="Segment mean", format=",.2f"),
+            alt.Tooltip("population_mean:Q", title="All customers", format=",.2f"),
+            alt.Tooltip("z_score:Q", title="z-score", format=".2f"),
+        ],
     )
     cells = base.mark_rect().encode(
         color=alt.Color(
@@ -1037,22 +1044,8 @@ def centroid_heatmap(
             ),
         ),
         opacity=highlight_opacity(off=0.2),
-        tooltip=[
-            alt.Tooltip("segment_name:N", title="Segment"),
-            alt.Tooltip("feature:N", title="Feature"),
-            alt.Tooltip("mean_value:Q", title="Segment mean", format=",.2f"),
-            alt.Tooltip("population_mean:Q", title="All customers", format=",.2f"),
-            alt.Tooltip("z_score:Q", title="z-score", format=".2f"),
-        ],
     )
     labels = base.mark_text(fontSize=10).encode(
-        tooltip=[
-            alt.Tooltip("segment_name:N", title="Segment"),
-            alt.Tooltip("feature:N", title="Feature"),
-            alt.Tooltip("mean_value:Q", title="Segment mean", format=",.2f"),
-            alt.Tooltip("population_mean:Q", title="All customers", format=",.2f"),
-            alt.Tooltip("z_score:Q", title="z-score", format=".2f"),
-        ],
         text=alt.Text("z_score:Q", format=".1f"),
         color=alt.condition("abs(datum.z_score) > 1", alt.value("white"), alt.value("black")),
     )
@@ -1137,6 +1130,12 @@ def segment_rfm_heatmap(crosstab: pd.DataFrame, scale: alt.Scale) -> alt.LayerCh
             axis=alt.Axis(labelAngle=-30),
         ),
         y=alt.Y("segment_name:N", sort=scale.domain, title="Segment"),
+        tooltip=[
+            alt.Tooltip("segment_name:N", title="Segment"),
+            alt.Tooltip("rfm_segment_label:N", title="RFM segment"),
+            alt.Tooltip("n_customers:Q", title="Customers", format=","),
+            alt.Tooltip("share_of_cluster:Q", title="Share of segment", format=".1%"),
+        ],
     )
     return highlightable(
         (
@@ -1145,20 +1144,8 @@ def segment_rfm_heatmap(crosstab: pd.DataFrame, scale: alt.Scale) -> alt.LayerCh
                     "n_customers:Q", title="Customers", scale=alt.Scale(scheme="greys")
                 ),
                 opacity=highlight_opacity(off=0.2),
-                tooltip=[
-                    alt.Tooltip("segment_name:N", title="Segment"),
-                    alt.Tooltip("rfm_segment_label:N", title="RFM segment"),
-                    alt.Tooltip("n_customers:Q", title="Customers", format=","),
-                    alt.Tooltip("share_of_cluster:Q", title="Share of segment", format=".1%"),
-                ],
             )
             + base.mark_text(fontSize=10).encode(
-                tooltip=[
-                    alt.Tooltip("segment_name:N", title="Segment"),
-                    alt.Tooltip("rfm_segment_label:N", title="RFM segment"),
-                    alt.Tooltip("n_customers:Q", title="Customers", format=","),
-                    alt.Tooltip("share_of_cluster:Q", title="Share of segment", format=".1%"),
-                ],
                 text=alt.Text("n_customers:Q", format=","),
                 color=alt.condition(
                     f"datum.n_customers > {0.6 * float(crosstab['n_customers'].max() or 1)}",
@@ -1231,40 +1218,26 @@ def segment_value(
         base = alt.Chart(value).encode(
             y=alt.Y("segment_name:N", sort=scale.domain, title=None),
             x=alt.X(f"{field}:Q", title=axis_title, axis=alt.Axis(format="~s")),
+            tooltip=[
+                alt.Tooltip("segment_name:N", title="Segment"),
+                alt.Tooltip("n_customers:Q", title="Customers", format=","),
+                alt.Tooltip(
+                    "predicted_clv:Q", title=f"Predicted value ({currency})", format=",.0f"
+                ),
+                alt.Tooltip("share_of_predicted_clv:Q", title="Share of value", format=".1%"),
+                alt.Tooltip(
+                    "mean_predicted_clv:Q", title="Predicted value per customer", format=",.0f"
+                ),
+                alt.Tooltip("mean_p_alive:Q", title="Mean chance still active", format=".1%"),
+                alt.Tooltip("value_at_risk:Q", title=f"Value at risk ({currency})", format=",.0f"),
+                alt.Tooltip("share_of_value_at_risk:Q", title="Share at risk", format=".1%"),
+            ],
         )
         bars = base.mark_bar().encode(
             color=alt.Color("segment_name:N", scale=scale, sort=scale.domain, legend=None),
             opacity=highlight_opacity(),
-            tooltip=[
-                alt.Tooltip("segment_name:N", title="Segment"),
-                alt.Tooltip("n_customers:Q", title="Customers", format=","),
-                alt.Tooltip(
-                    "predicted_clv:Q", title=f"Predicted value ({currency})", format=",.0f"
-                ),
-                alt.Tooltip("share_of_predicted_clv:Q", title="Share of value", format=".1%"),
-                alt.Tooltip(
-                    "mean_predicted_clv:Q", title="Predicted value per customer", format=",.0f"
-                ),
-                alt.Tooltip("mean_p_alive:Q", title="Mean chance still active", format=".1%"),
-                alt.Tooltip("value_at_risk:Q", title=f"Value at risk ({currency})", format=",.0f"),
-                alt.Tooltip("share_of_value_at_risk:Q", title="Share at risk", format=".1%"),
-            ],
         )
         labels = base.mark_text(align="left", dx=3, fontSize=10).encode(
-            tooltip=[
-                alt.Tooltip("segment_name:N", title="Segment"),
-                alt.Tooltip("n_customers:Q", title="Customers", format=","),
-                alt.Tooltip(
-                    "predicted_clv:Q", title=f"Predicted value ({currency})", format=",.0f"
-                ),
-                alt.Tooltip("share_of_predicted_clv:Q", title="Share of value", format=".1%"),
-                alt.Tooltip(
-                    "mean_predicted_clv:Q", title="Predicted value per customer", format=",.0f"
-                ),
-                alt.Tooltip("mean_p_alive:Q", title="Mean chance still active", format=".1%"),
-                alt.Tooltip("value_at_risk:Q", title=f"Value at risk ({currency})", format=",.0f"),
-                alt.Tooltip("share_of_value_at_risk:Q", title="Share at risk", format=".1%"),
-            ],
             text=alt.Text(f"{share}:Q", format=".0%"),
         )
         panels.append(
@@ -1508,6 +1481,15 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
             axis=alt.Axis(labelAngle=-40),
         ),
         y=alt.Y("from_segment_name:N", sort=from_order, title=f"Segment on {start}"),
+        tooltip=[
+            alt.Tooltip("from_segment_name:N", title="From"),
+            alt.Tooltip("from_segment_id:Q", title="From segment id"),
+            alt.Tooltip("to_segment_name:N", title="To"),
+            alt.Tooltip("to_segment_id:Q", title="To segment id"),
+            alt.Tooltip("n_customers:Q", title="Customers", format=","),
+            alt.Tooltip("n_ordered_in_period:Q", title="Ordered in between", format=","),
+            alt.Tooltip("n_lapsed_in_period:Q", title="Lapsed in between", format=","),
+        ],
     )
     moved = (
         "highlight == null || datum.from_segment_name == highlight "
@@ -1519,26 +1501,8 @@ def migration_heatmap(migration: pd.DataFrame, scale: alt.Scale) -> alt.Chart:
                 "n_customers:Q", title="Customers", scale=alt.Scale(scheme="greys", type="sqrt")
             ),
             opacity=highlight_opacity(off=0.2, test=moved),
-            tooltip=[
-                alt.Tooltip("from_segment_name:N", title="From"),
-                alt.Tooltip("from_segment_id:Q", title="From segment id"),
-                alt.Tooltip("to_segment_name:N", title="To"),
-                alt.Tooltip("to_segment_id:Q", title="To segment id"),
-                alt.Tooltip("n_customers:Q", title="Customers", format=","),
-                alt.Tooltip("n_ordered_in_period:Q", title="Ordered in between", format=","),
-                alt.Tooltip("n_lapsed_in_period:Q", title="Lapsed in between", format=","),
-            ],
         )
         + base.mark_text(fontSize=10).encode(
-            tooltip=[
-                alt.Tooltip("from_segment_name:N", title="From"),
-                alt.Tooltip("from_segment_id:Q", title="From segment id"),
-                alt.Tooltip("to_segment_name:N", title="To"),
-                alt.Tooltip("to_segment_id:Q", title="To segment id"),
-                alt.Tooltip("n_customers:Q", title="Customers", format=","),
-                alt.Tooltip("n_ordered_in_period:Q", title="Ordered in between", format=","),
-                alt.Tooltip("n_lapsed_in_period:Q", title="Lapsed in between", format=","),
-            ],
             text=alt.Text("n_customers:Q", format=","),
             color=alt.condition(
                 f"datum.n_customers > {0.5 * float(migration['n_customers'].max() or 1)}",
