@@ -912,3 +912,15 @@ def test_the_drift_chart_names_its_threshold() -> None:
     for _, unit in unit_specs(spec):
         assert "tooltip" in unit["encoding"]
     assert "PSI warns above 0.2" in spec["title"]["subtitle"]
+
+
+@pytest.mark.dbt
+def test_the_readme_quotes_the_bundled_report(rendered: Rendered) -> None:
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
+    page = html.unescape((rendered.out / "index.html").read_text(encoding="utf-8"))
+    summary = " ".join(page[page.index('<section id="summary">') :].split())
+    quoted = re.search(r"in plain words \(\"(.*?)\.\.\.\"\)", readme).group(1)
+    assert quoted in summary
+    churn = re.search(r"the bundled Lapsed one-time buyers: \"(.*?)\"\)", readme).group(1)
+    card = summary[summary.index("Lapsed one-time buyers</h3>") :]
+    assert churn in card[: card.index("</dl>")]
