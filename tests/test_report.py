@@ -924,3 +924,43 @@ def test_the_readme_quotes_the_bundled_report(rendered: Rendered) -> None:
     churn = re.search(r"the bundled Lapsed one-time buyers: \"(.*?)\"\)", readme).group(1)
     card = summary[summary.index("Lapsed one-time buyers</h3>") :]
     assert churn in card[: card.index("</dl>")]
+
+
+@pytest.mark.dbt
+def test_the_new_report_views_equal_a_direct_computation(bundled_build: DbtRun) -> None:
+    with duckdb.connect(str(bundled_build.database), read_only=True) as con:
+        customers = con.sql(
+            "select s.customer_id, s.cluster_id, s.segment_id, s.recency_days, s.net_monetary,"
+            " s.predicted_clv, v.x, v.churn_risk from customer_segments s"
+            " join customer_value v using (customer_id)"
+        ).df()
+        segments = con.sql("select * from rpt_segments").df().set_index("cluster_id")
+        top = con.sql("select * from rpt_top_customers").df()
+        axes = con.sql("select * from rpt_pca_axes").df()
+        scaled = con.sql(
+            "select f.*, c.pca_1, c.pca_2 from customer_features_scaled f"
+            " join customer_clusters c using (customer_id)"
+        ).df()
+        leaves = con.sql("select sum(n_customers) from rpt_ward_leaves").fetchall()[0][0]
+        lapsed_after = con.sql("select lapsed_after_days from rpt_summary").fetchall()[0][0]
+    # Churn signals per segment, from the customers.
+    for cluster_id, group in customers.groupby("cluster_id"):
+        row = segments.loc[cluster_id]
+        assert row["share_lapsed"] == pytest.approx((group["recency_days"] >= lapsed_after).mean())
+        assert row["share_one_purchase"] == pytest.approx((group["x"] == 0).mean())
+        repeat = group.loc[group["x"] > 0, "churn_risk"]
+        assert row["mean_repeat_churn_risk"] == pytest.approx(repeat.mean())
+    # The top customers: each segment's first 200 by predicted value, net spend, id.
+    for segment_id, group in customers.groupby("segment_id"):
+        expected = group.sort_values(
+            ["predicted_clv", "net_monetary", "customer_id"], ascending=[False, False, True]
+        )["customer_id"].head(200)
+        shown = top[top["segment_id"] == segment_id].sort_values("rank_in_segment")
+        assert shown["customer_id"].tolist() == expected.tolist()
+    # The axes' correlations, by numpy.
+    for row in axes.itertuples():
+        expected = np.corrcoef(scaled[row.feature], scaled[f"pca_{row.axis}"])[0, 1]
+        assert row.axis_correlation == pytest.approx(expected, abs=1e-9)
+    assert len(axes) == 2 * (len(scaled.columns) - 3)
+    # Every customer sits under one Ward leaf.
+    assert leaves == len(customers)

@@ -924,13 +924,14 @@ def axis_in_words(axes: pd.DataFrame, axis: int, strongest: int = 3, floor: floa
     falls = [feature_words(f) for f, c in pairs if c < 0]
     parts = []
     if rises:
-        parts.append("rises with " + _and(rises))
+        parts.append("rises with " + and_list(rises))
     if falls:
-        parts.append("falls with " + _and(falls))
+        parts.append("falls with " + and_list(falls))
     return f"Axis {axis} " + ", and ".join(parts)
 
 
-def _and(words: list[str]) -> str:
+def and_list(words: list[str]) -> str:
+    """Words joined for a sentence: "a", "a and b", "a, b and c"."""
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 

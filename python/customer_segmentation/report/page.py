@@ -517,7 +517,7 @@ def k_in_words(selection: pd.DataFrame) -> str:
         )
         return (
             f"Splits into {tried} segments were tried. Only the splits into "
-            f"{charts._and([str(s) for s in stable])} come back largely the same {resampled}; "
+            f"{charts.and_list([str(s) for s in stable])} come back largely the same {resampled}; "
             f"of those, {k} scores best overall on three measures of how distinct and compact "
             f"the groups are.{knee}"
         )
@@ -772,8 +772,9 @@ td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-n
 """
 
 # Embeds the charts, then wires the highlight: a click on a segment's card, legend entry or mark
-# sets the param `highlight` in every chart that has it (the segment's name, or null), dims the
-# other cards and filters the customers' table. Escape or a second click shows every segment.
+# sets the param HIGHLIGHT (charts.HIGHLIGHT) in every chart that has it (the segment's name, or
+# null), dims the other cards and filters the customers' table. Escape or a second click shows
+# every segment. SPECS, SEGMENTS, HIGHLIGHT and SEGMENT_PICK are defined before it (page_html).
 PAGE_SCRIPT = """
 const views = {};
 let highlighted = null;
@@ -782,7 +783,7 @@ function hasSignal(view, name) {
 }
 function applyHighlight() {
   for (const view of Object.values(views)) {
-    if (hasSignal(view, 'highlight')) view.signal('highlight', highlighted).runAsync();
+    if (hasSignal(view, HIGHLIGHT)) view.signal(HIGHLIGHT, highlighted).runAsync();
   }
   document.querySelectorAll('.card[data-segment]').forEach((card) => {
     card.classList.toggle('dimmed', highlighted !== null && card.dataset.segment !== highlighted);
@@ -844,8 +845,8 @@ function wire(name, view) {
     const datum = item && item.datum;
     if (datum && typeof datum.segment_name === 'string') toggleHighlight(datum.segment_name);
   });
-  if (hasSignal(view, 'segment_pick')) {
-    view.addSignalListener('segment_pick', (signal, value) => {
+  if (hasSignal(view, SEGMENT_PICK)) {
+    view.addSignalListener(SEGMENT_PICK, (signal, value) => {
       if (value && value.segment_name) toggleHighlight(value.segment_name[0]);
     });
   }
@@ -912,7 +913,9 @@ def page_html(
         body.append("</div></section>")
     # "</" inside a spec (a label) would end the script early.
     data = (
-        f"const SPECS = {json.dumps(specs)};\nconst SEGMENTS = {json.dumps(segment_names)};"
+        f"const SPECS = {json.dumps(specs)};\nconst SEGMENTS = {json.dumps(segment_names)};\n"
+        f"const HIGHLIGHT = {json.dumps(charts.HIGHLIGHT)};\n"
+        f"const SEGMENT_PICK = {json.dumps(charts.SEGMENT_PICK)};"
     ).replace("</", "<\\/")
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
