@@ -491,7 +491,10 @@ def clv_model_parameters(histories: Relation, calibration: Relation, config: Clv
     """
     rows = []
     for label, relation in (("snapshot", histories), ("calibration", calibration)):
-        table = relation.to_arrow_table()
+        # In customer order: DuckDB hands rows over in no fixed order, and a likelihood summed
+        # in another order differs in its last bits, enough to flip a fit at the edge of
+        # convergence (a spend model fitted in one build and not in the next).
+        table = relation.order("customer_id").to_arrow_table()
         with stage("clv_model_parameters", f"fit BG/NBD and Gamma-Gamma ({label})"):
             fitted = fit_lifetime_value(
                 histories_from_table(table),
