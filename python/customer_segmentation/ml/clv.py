@@ -140,6 +140,17 @@ class ClvFit:
 # --- input checks ------------------------------------------------------------------------------
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) without BLAS: the same bits whatever BLAS's thread count.
+
+    BLAS splits a dot product across its threads, so its last bits depend on their number, and
+    models running beside a fit change that number for the whole process
+    (``parallel.map_single_threaded``): a fit at the edge of convergence then converged in one
+    build and not in the next. numpy's own sum does not depend on threads.
+    """
+    return float(np.sum(np.multiply(a, b)))
+
+
 def _arrays(names: Sequence[str], values: Sequence[ArrayLike]) -> list[np.ndarray]:
     """Float arrays of the arguments; scalars broadcast, arrays must share one shape."""
     arrays = [np.asarray(value, dtype=float) for value in values]
@@ -311,9 +322,9 @@ def _bgnbd_total(theta: Sequence[float], rows: _Rows) -> tuple[float, np.ndarray
     alive, dropped = _bgnbd_log_terms(r, alpha, a, b, x, t_x, T)
     gap = dropped - alive
     value = (
-        float(np.dot(wx, gammaln(r + ux) + betaln(a, b + ux)))
+        _dot(wx, gammaln(r + ux) + betaln(a, b + ux))
         + total * (r * math.log(alpha) - gammaln(r) - betaln(a, b))
-        + float(np.dot(w, alive + np.logaddexp(0.0, gap)))
+        + _dot(w, alive + np.logaddexp(0.0, gap))
     )
     # Share of the dropped-out part in the likelihood's sum (0 where x == 0).
     share = expit(gap)
@@ -321,19 +332,19 @@ def _bgnbd_total(theta: Sequence[float], rows: _Rows) -> tuple[float, np.ndarray
     psi_abx = digamma(a + b + ux)
     log_age, log_last = np.log(alpha + T), np.log(alpha + t_x)
     d_r = (
-        float(np.dot(wx, digamma(r + ux)))
+        _dot(wx, digamma(r + ux))
         + total * (math.log(alpha) - digamma(r))
-        - float(np.dot(w, log_age + share * (log_last - log_age)))
+        - _dot(w, log_age + share * (log_last - log_age))
     )
-    d_alpha = total * r / alpha - float(
-        np.dot(w, (r + x) * ((1 - share) / (alpha + T) + share / (alpha + t_x)))
+    d_alpha = total * r / alpha - _dot(
+        w, (r + x) * ((1 - share) / (alpha + T) + share / (alpha + t_x))
     )
     weighted_share = w * share
-    d_a = total * psi_ab - float(np.dot(wx, psi_abx)) + float(weighted_share.sum()) / a
+    d_a = total * psi_ab - _dot(wx, psi_abx) + float(weighted_share.sum()) / a
     # b + x - 1 > 0 wherever share > 0; elsewhere the term is 0.
     repeat = x > 0
     d_b = (
-        float(np.dot(wx, digamma(b + ux) - psi_abx))
+        _dot(wx, digamma(b + ux) - psi_abx)
         + total * (psi_ab - digamma(b))
         - float(np.sum(weighted_share[repeat] / (b + x[repeat] - 1)))
     )
@@ -551,10 +562,10 @@ def fit_bgnbd(
     if not np.any(x > 0):
         message = "no customer has a repeat purchase (all x == 0): BG/NBD cannot be fitted"
         return ClvFit("bg_nbd", BGNBD_NAMES, None, None, None, round(total), len(w), False, message)
-    mean_age = float(np.dot(w, T)) / total
+    mean_age = _dot(w, T) / total
     scale = mean_age if mean_age > 0 else 1.0
     # In scaled time the mean age is 1; r / alpha is a purchase rate, started near mean x.
-    rate = max(float(np.dot(w, x)) / total, 1e-3)
+    rate = max(_dot(w, x) / total, 1e-3)
     starts = [(1.0, 1.0, 1.0, 1.0), (0.5, 0.5 / rate, 0.5, 2.0), (2.0, 2.0 / rate, 2.0, 5.0)]
     rows = _Rows.of(x, (t_x, T), w)
     return _fit("bg_nbd", BGNBD_NAMES, _bgnbd_total, rows, (scale, scale), (1, scale, 1, 1), starts)
@@ -754,16 +765,14 @@ def _gamma_gamma_total(theta: Sequence[float], rows: _Rows) -> tuple[float, np.n
     log_m = np.log(m)
     log_sum = np.log(x * m + v)
     value = (
-        float(np.dot(wx, gammaln(pu + q) - gammaln(pu) + pu * np.log(ux)))
+        _dot(wx, gammaln(pu + q) - gammaln(pu) + pu * np.log(ux))
         + total * (q * math.log(v) - gammaln(q))
-        + float(np.dot(w, (p * x - 1) * log_m - (p * x + q) * log_sum))
+        + _dot(w, (p * x - 1) * log_m - (p * x + q) * log_sum)
     )
     psi = digamma(pu + q)
-    d_p = float(np.dot(wx, ux * (psi - digamma(pu) + np.log(ux)))) + float(
-        np.dot(w, x * (log_m - log_sum))
-    )
-    d_q = float(np.dot(wx, psi)) + total * (math.log(v) - digamma(q)) - float(np.dot(w, log_sum))
-    d_v = total * q / v - float(np.dot(w, (p * x + q) / (x * m + v)))
+    d_p = _dot(wx, ux * (psi - digamma(pu) + np.log(ux))) + _dot(w, x * (log_m - log_sum))
+    d_q = _dot(wx, psi) + total * (math.log(v) - digamma(q)) - _dot(w, log_sum)
+    d_v = total * q / v - _dot(w, (p * x + q) / (x * m + v))
     return value, np.array([d_p, d_q, d_v])
 
 
@@ -800,7 +809,7 @@ def fit_gamma_gamma(x: ArrayLike, m: ArrayLike, weights: ArrayLike | None = None
     (x, m), w = _grouped((x, m), w)
     if len(w) == 0:
         raise ClvError("fit_gamma_gamma got no customers (no rows, or all weights 0)")
-    scale = float(np.dot(w, m)) / float(w.sum())
+    scale = _dot(w, m) / float(w.sum())
     # Scaled values have mean 1 and the population mean is p v / (q - 1): starts match it.
     starts = [(1.0, 2.0, 1.0), (4.0, 4.0, 0.75), (1.0, 10.0, 9.0)]
     rows = _Rows.of(x, (m,), w)
@@ -860,7 +869,7 @@ def frequency_value_correlation(x: ArrayLike, m: ArrayLike) -> float:
     if len(x) < 3:
         return math.nan
     dx, dm = x - x.mean(), m - m.mean()
-    spread = math.sqrt(float(np.dot(dx, dx)) * float(np.dot(dm, dm)))
+    spread = math.sqrt(_dot(dx, dx) * _dot(dm, dm))
     if spread == 0:
         return math.nan
-    return float(np.clip(np.dot(dx, dm) / spread, -1.0, 1.0))
+    return float(np.clip(_dot(dx, dm) / spread, -1.0, 1.0))
