@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+import duckdb
 from bench.run import SizeResult, markdown, measure, targets
 
 
@@ -91,3 +93,49 @@ def test_measure_reports_time_cpu_and_peak_memory() -> None:
     assert measured.output.strip() == "ok"
     assert measured.peak_mb > 50
     assert measured.wall_s > 0
+
+
+def test_table_hashes_name_what_changed_and_ignore_float_noise(tmp_path: Path) -> None:
+    """A changed value, row or type is named; the last bits of a double and timings are not."""
+    from bench.table_hashes import differences, relation_hashes
+
+    def database(name: str, sql: str) -> Path:
+        path = tmp_path / f"{name}.duckdb"
+        with duckdb.connect(str(path)) as con:
+            con.execute(
+                "create table build_log (ended_at timestamp); "
+                "create table segment_models (k int, fitted_at timestamp); " + sql
+            )
+        return path
+
+    base = (
+        "create table t as "
+        "select 1 as id, 0.1::double + 0.2 as share, [1.5, 2.0]::double[] as centre, 'a' as s; "
+    )
+    before = relation_hashes(
+        database(
+            "before",
+            base + "insert into build_log values (now()); "
+            "insert into segment_models values (4, '2026-01-01')",
+        )
+    )
+    same = relation_hashes(
+        database(
+            "same",
+            base.replace("0.1::double + 0.2", "0.3::double").replace("1.5", "1.5000000000001")
+            + "insert into segment_models values (4, '2026-02-02')",
+        )
+    )
+    assert differences(before, same) == []
+    changed = relation_hashes(
+        database(
+            "changed",
+            base.replace("'a' as s", "'b' as s").replace("0.1::double + 0.2", "0.31::double")
+            + "insert into segment_models values (5, '2026-01-01')",
+        )
+    )
+    assert differences(before, changed) == [
+        "main.segment_models.k differs",
+        "main.t.s differs",
+        "main.t.share differs",
+    ]

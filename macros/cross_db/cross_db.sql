@@ -339,23 +339,6 @@
 {%- endmacro %}
 
 
-{#-
-    Distinct combinations of several columns (rows where every column is not null), e.g. the
-    orders (invoice_id, customer_id) among a product's lines.
--#}
-{% macro count_distinct_tuple(columns) -%}
-    {{ return(adapter.dispatch('count_distinct_tuple')(columns)) }}
-{%- endmacro %}
-
-{% macro default__count_distinct_tuple(columns) -%}
-    count(distinct ({{ columns | join(', ') }}))
-{%- endmacro %}
-
-{% macro spark__count_distinct_tuple(columns) -%}
-    count(distinct {{ columns | join(', ') }})
-{%- endmacro %}
-
-
 {#- The records of a JSON array of objects, one row per record, one column per field: for a
     select list (`select model_id, {{ json_records('segments_json', {...}) }} from ...`).
     fields: name -> type (bigint, double, varchar, or json for a nested value kept as text). -#}

@@ -8,12 +8,11 @@
     Definitions: the `customer_feature_definitions` docs block.
 
     The caller imports the inputs and passes their names (relations or CTEs), so its model shows
-    them: orders (int_orders_aggregated), kept_lines (int_transaction_lines_classified where
-    is_kept) and returned_lines (int_transaction_lines_classified where is_product_return). Two
-    imports of the lines rather than one shared CTE: a CTE read twice is materialised (a copy of
-    every line), one read once is not.
+    them: orders (int_orders_aggregated), customer_products (int_customer_products_aggregated:
+    each product's first purchase by each customer) and returned_lines
+    (int_transaction_lines_classified where is_product_return).
 -#}
-{% macro customer_features_at(snapshots, orders, kept_lines, returned_lines, columns=none) %}
+{% macro customer_features_at(snapshots, orders, customer_products, returned_lines, columns=none) %}
     {#- columns: the feature columns the caller reads (none: all). main_country and
         preferred_order_hour each take a group-by and a window over every (snapshot, order)
         pair, so they are computed only when asked for. -#}
@@ -51,20 +50,6 @@
 
     ),
 
-    -- Each product's first purchase by each customer: distinct products as of any date come
-    -- from these pairs, so no line is joined to every snapshot.
-    first_purchases as (
-
-        select
-            customer_id,
-            stock_code,
-            min(cast(invoiced_at as date)) as first_purchase_date
-
-        from {{ kept_lines }}
-        group by all
-
-    ),
-
     -- Returns of products (is_product_return: duplicated cancellation lines and non-product
     -- codes such as postage, discounts, manual adjustments are not returns).
     returns as (
@@ -85,8 +70,10 @@
             first_purchases.customer_id,
             count(*) as distinct_products
 
+        -- Each product's first purchase by each customer: distinct products as of any date
+        -- come from these pairs, so no line is joined to every snapshot.
         from {{ snapshots }} as snapshot_dates
-        inner join first_purchases
+        inner join {{ customer_products }} as first_purchases
             on snapshot_dates.snapshot_date > first_purchases.first_purchase_date
         group by all
 

@@ -39,12 +39,9 @@ orders as {{ not_materialized() }} (
 
 ),
 
--- Two imports of the lines rather than one shared CTE: a CTE read twice is materialised (a copy
--- of every line), one read once is not.
-kept_lines as (
+customer_products as (
 
-    select * from {{ ref('int_transaction_lines_classified') }}
-    where is_kept
+    select * from {{ ref('int_customer_products_aggregated') }}
 
 ),
 
@@ -69,7 +66,7 @@ snapshot_dates as (
 
 features as (
 
-    {{ customer_features_at('snapshot_dates', 'orders', 'kept_lines', 'returned_lines') }}
+    {{ customer_features_at('snapshot_dates', 'orders', 'customer_products', 'returned_lines') }}
 
 ),
 

@@ -17,12 +17,9 @@ orders as (
 
 ),
 
--- Two imports of the lines rather than one shared CTE: a CTE read twice is materialised (a copy
--- of every line), one read once is not.
-kept_lines as (
+customer_products as (
 
-    select * from {{ ref('int_transaction_lines_classified') }}
-    where is_kept
+    select * from {{ ref('int_customer_products_aggregated') }}
 
 ),
 
@@ -112,7 +109,7 @@ features_over_time as (
     {{ customer_features_at(
         'snapshot_dates',
         'orders',
-        'kept_lines',
+        'customer_products',
         'returned_lines',
         columns=var('clustering_features') + ['recency_days', 'frequency', 'monetary'],
     ) }}
