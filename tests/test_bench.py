@@ -24,7 +24,13 @@ def fake(customers: int, project_wall: float, best_wall: float) -> SizeResult:
             },
             "k": 4,
             "ari": 0.8,
-            "model_seconds": {"cluster_model_selection": 3.0, "customer_features": 2.0},
+            "model_seconds": {
+                "cluster_model_selection": 3.0,
+                "customer_features": 2.0,
+                "segment_rule_tree": 0.4,
+                "segment_rules": 0.3,
+                "segment_drift": 0.6,
+            },
             "node_seconds": 6.0,
             "outside_nodes_s": 1.5,
         },
@@ -65,8 +71,15 @@ def test_targets_are_checked_as_ratios() -> None:
     assert checks["20,000: >= 3x faster than reference A"] == ("4.00x", True)
     assert checks["200,000: features <= 1.3x reference B"] == ("2.00x", False)
     assert checks["200,000: kmeans_sweep <= 1.3x reference B"] == ("1.00x", True)
-    assert checks["2M takes <= 12x the time of 200k"] == ("10.00x", True)
+    assert checks["2M takes <= 10x the time of 200k"] == ("10.00x", True)
     assert checks["2,000,000: ARI k=5 vs planted groups >= 0.75"] == ("0.90", True)
+    # Each added stage's models against the build's node time (6 s): rules 0.7 s, drift 0.6 s.
+    assert checks["2,000,000: segment rules models <= 10% of the build's node time"] == (
+        "11.67%",
+        False,
+    )
+    assert checks["2,000,000: drift models <= 10% of the build's node time"] == ("10.00%", True)
+    assert "200,000: drift models <= 10% of the build's node time" not in checks
 
 
 def test_markdown_has_a_row_per_run_and_the_targets() -> None:
@@ -77,10 +90,10 @@ def test_markdown_has_a_row_per_run_and_the_targets() -> None:
         in text
     )
     assert (
-        "| 20,000 | cluster_model_selection 3.0 s, customer_features 2.0 s, all nodes 6.0 s, "
-        "outside any node 1.5 s |"
+        "| 20,000 | cluster_model_selection 3.0 s, customer_features 2.0 s, segment_drift 0.6 s, "
+        "segment_rule_tree 0.4 s, segment_rules 0.3 s, all nodes 6.0 s, outside any node 1.5 s |"
     ) in text
-    assert "| 20,000: whole build <= 2x reference B | 1.67x | yes |" in text
+    assert "| 20,000: whole build <= 1.5x reference B | 1.67x | no |" in text
     assert (
         "| 20,000: CLV stage (its models and tests) < 10% of the build's node time | 5.00% | yes |"
     ) in text
