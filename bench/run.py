@@ -334,11 +334,9 @@ def targets(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
                     None if share is None else share < 0.10,
                 )
             )
-        if r.customers >= 2_000_000:
-            seconds = project.get("model_seconds") or {}
+        seconds = project.get("model_seconds") or {}
+        if r.customers >= 2_000_000 and seconds:
             for stage, names in ADDED_STAGES.items():
-                if not seconds:
-                    continue
                 share = _ratio(sum(seconds.get(m, 0.0) for m in names), project.get("node_seconds"))
                 checks.append(
                     (
