@@ -12,10 +12,17 @@
     each product's first purchase by each customer) and returned_lines
     (int_transaction_lines_classified where is_product_return).
 -#}
-{% macro customer_features_at(snapshots, orders, customer_products, returned_lines, columns=none) %}
+{% macro customer_features_at(
+    snapshots, orders, customer_products, returned_lines, columns=none, many_snapshots=false
+) %}
     {#- columns: the feature columns the caller reads (none: all). main_country and
         preferred_order_hour each take a group-by and a window over every (snapshot, order)
-        pair, so they are computed only when asked for. -#}
+        pair, so they are computed only when asked for.
+        many_snapshots: the caller passes several snapshot dates (the migration history's
+        seven): the pairs are first counted per customer and day, so each snapshot joins those
+        counts (a row per day a customer bought something new) instead of every pair; with one
+        snapshot that extra group-by costs more than it saves (at 2M customers, 7 s saved in the
+        history, 5 s lost in customer_features). -#}
     {%- set with_country = columns is none or 'main_country' in columns -%}
     {%- set with_hour = columns is none or 'preferred_order_hour' in columns -%}
 
@@ -63,6 +70,35 @@
 
     ),
 
+    -- Each product's first purchase by each customer: distinct products as of any date come
+    -- from these pairs (or their counts per day), so no line is joined to every snapshot.
+    {% if many_snapshots -%}
+    new_products as (
+
+        select
+            customer_id,
+            first_purchase_date,
+            count(*) as n_new_products
+
+        from {{ customer_products }}
+        group by customer_id, first_purchase_date
+
+    ),
+
+    product_counts as (
+
+        select
+            snapshot_dates.snapshot_date,
+            new_products.customer_id,
+            cast(sum(new_products.n_new_products) as bigint) as distinct_products
+
+        from {{ snapshots }} as snapshot_dates
+        inner join new_products
+            on snapshot_dates.snapshot_date > new_products.first_purchase_date
+        group by all
+
+    ),
+    {%- else -%}
     product_counts as (
 
         select
@@ -70,14 +106,13 @@
             first_purchases.customer_id,
             count(*) as distinct_products
 
-        -- Each product's first purchase by each customer: distinct products as of any date
-        -- come from these pairs, so no line is joined to every snapshot.
         from {{ snapshots }} as snapshot_dates
         inner join {{ customer_products }} as first_purchases
             on snapshot_dates.snapshot_date > first_purchases.first_purchase_date
         group by all
 
     ),
+    {%- endif %}
 
     returned_values as (
 

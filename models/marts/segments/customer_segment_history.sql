@@ -112,6 +112,7 @@ features_over_time as (
         'customer_products',
         'returned_lines',
         columns=var('clustering_features') + ['recency_days', 'frequency', 'monetary'],
+        many_snapshots=true,
     ) }}
 
 ),
