@@ -71,10 +71,12 @@ docs: $(STAMP)
 	$(DBT) docs generate --static
 
 ## bench: the pipeline against hand-written baselines on synthetic data (not part of make test);
-## SIZES="20000 200000" to choose; results in bench/results/
+## SIZES="20000 200000" to choose, ROUNDS=3 to alternate the runs three times and keep medians;
+## results in bench/results/
 SIZES ?= 20000 200000 2000000
+ROUNDS ?= 1
 bench: $(STAMP)
-	PYTHONPATH=python:. $(BIN)/python -m bench.run --sizes $(SIZES)
+	PYTHONPATH=python:. $(BIN)/python -m bench.run --sizes $(SIZES) --rounds $(ROUNDS)
 
 clean:
 	rm -rf target logs $(VENV)

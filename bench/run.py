@@ -255,9 +255,14 @@ RUNS = ("project", "project_k5", "reference_a_notebook", "reference_b_best", "ba
 
 
 def bench_size(
-    customers: int, seed: int, work_root: Path, runs: tuple[str, ...] = RUNS
+    customers: int, seed: int, work_root: Path, runs: tuple[str, ...] = RUNS, rounds: int = 1
 ) -> SizeResult:
-    """Generate (or reuse) the data for one size and run everything (or ``runs``) on it."""
+    """Generate (or reuse) the data for one size and run everything (or ``runs``) on it.
+
+    With ``rounds`` > 1 the runs alternate (project, reference B, project, reference B, ...) so
+    that the machine's drift touches both alike, and each run keeps its median round (by wall
+    time), with every round's wall time in ``rounds_wall_s`` and its notes.
+    """
     from bench.generate import generate
 
     work = work_root / str(customers)
@@ -269,18 +274,35 @@ def bench_size(
     lines = duckdb.sql(f"select count(*) from '{data}'").fetchall()[0][0]
     result = SizeResult(customers, lines, generate_s)
     print(f"== {customers:,} customers, {lines:,} lines", flush=True)
-    for name, run in [
-        ("project", lambda: run_project(data, work, {})),
-        ("project_k5", lambda: run_project(data, work, {"n_clusters": 5})),
-        ("reference_a_notebook", lambda: run_reference("notebook", data, work)),
-        ("reference_b_best", lambda: run_reference("best", data, work)),
-        ("bare_scan", lambda: bare_scan(data)),
-    ]:
-        if name not in runs:
-            continue
-        result.runs[name] = run()
-        print(f"   {name}: {result.runs[name].get('wall_s', 0):.1f} s", flush=True)
+    measured: dict[str, list[dict[str, object]]] = {}
+    for _ in range(rounds):
+        for name, run in [
+            ("project", lambda: run_project(data, work, {})),
+            ("project_k5", lambda: run_project(data, work, {"n_clusters": 5})),
+            ("reference_a_notebook", lambda: run_reference("notebook", data, work)),
+            ("reference_b_best", lambda: run_reference("best", data, work)),
+            ("bare_scan", lambda: bare_scan(data)),
+        ]:
+            if name not in runs:
+                continue
+            measured.setdefault(name, []).append(run())
+            print(f"   {name}: {measured[name][-1].get('wall_s', 0):.1f} s", flush=True)
+    for name, done in measured.items():
+        result.runs[name] = median_round(done)
     return result
+
+
+def median_round(done: list[dict[str, object]]) -> dict[str, object]:
+    """The round of median wall time (the later of the two middle ones), noting every round's."""
+    if len(done) == 1:
+        return done[0]
+    walls = [float(run.get("wall_s", 0.0)) for run in done]
+    chosen = dict(sorted(done, key=lambda run: float(run.get("wall_s", 0.0)))[len(done) // 2])
+    listed = ", ".join(f"{wall:.1f}" for wall in walls)
+    notes = list(chosen.get("notes") or [])
+    chosen["notes"] = [*notes, f"median of {len(done)} alternating rounds: {listed} s"]
+    chosen["rounds_wall_s"] = walls
+    return chosen
 
 
 def _ratio(a: object, b: object) -> float | None:
@@ -499,6 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         help="results.json files of earlier runs whose other sizes join the table",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate the runs this many times at each size and keep each run's median",
+    )
+    parser.add_argument(
         "--runs",
         nargs="+",
         choices=RUNS,
@@ -506,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         help="only these runs (e.g. project: the default build alone)",
     )
     args = parser.parse_args(argv)
-    results = [bench_size(n, args.seed, args.work, tuple(args.runs)) for n in args.sizes]
+    results = [
+        bench_size(n, args.seed, args.work, tuple(args.runs), args.rounds) for n in args.sizes
+    ]
     for earlier in args.merge:
         for size in json.loads(earlier.read_text())["sizes"]:
             current = {r.customers: r for r in results}.get(size["customers"])

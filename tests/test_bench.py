@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import duckdb
-from bench.run import SizeResult, markdown, measure, targets
+from bench.run import SizeResult, markdown, measure, median_round, targets
 
 
 def fake(customers: int, project_wall: float, best_wall: float) -> SizeResult:
@@ -152,3 +152,11 @@ def test_table_hashes_name_what_changed_and_ignore_float_noise(tmp_path: Path) -
         "main.t.s differs",
         "main.t.share differs",
     ]
+
+
+def test_rounds_keep_the_median_run_and_list_every_round() -> None:
+    rounds = [{"wall_s": 30.0, "k": 1}, {"wall_s": 10.0, "k": 2}, {"wall_s": 20.0, "k": 3}]
+    kept = median_round(rounds)
+    assert kept["k"] == 3
+    assert kept["notes"] == ["median of 3 alternating rounds: 30.0, 10.0, 20.0 s"]
+    assert median_round(rounds[:1]) == rounds[0]
