@@ -2,9 +2,10 @@
 
 ``python -m bench.table_hashes DATABASE [--compare OTHER.json] [--out FILE.json]``
 
-Each relation's hash is order-independent (the sum and the xor of every row's hash, with the
-row count), column by column, so a comparison names the column that changed. Columns that
-record when something ran (``TIMING_COLUMNS``) are left out: they differ between any two builds.
+Each relation's hash is order-independent (the sum and the xor of the hashes, with the row
+count), column by column, so a comparison names the column that changed, and of whole rows.
+Columns that record when something ran (``TIMING_COLUMNS``) are left out: they differ between
+any two builds.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ TIMING_COLUMNS = {
 # to DECIMALS places (a z-score of 1e-13 is noise around 0, whatever its digits).
 SIGNIFICANT_DIGITS = 10
 DECIMALS = 9
+
+
+# The key of the whole-row hash among the columns' (not a column name: it has spaces).
+ROWS = "(whole rows)"
+
+
+def _hash_sum(expression: str) -> str:
+    """An order-independent hash of the expression over every row: its sum and its xor."""
+    return (
+        f"sum(hash({expression})::hugeint)::varchar || '/' || bit_xor(hash({expression}))::varchar"
+    )
 
 
 def _excluded(relation: str, column: str) -> bool:
@@ -66,15 +78,15 @@ def relation_hashes(database: Path) -> dict[str, dict[str, object]]:
                 by_relation.setdefault((schema, relation), []).append((column, data_type))
         hashes: dict[str, dict[str, object]] = {}
         for (schema, relation), names in by_relation.items():
-            parts = ", ".join(
-                f"sum(hash({v})::hugeint)::varchar || '/' || bit_xor(hash({v}))::varchar"
-                for v in map(_comparable, names)
-            )
+            values = [_comparable(column) for column in names]
+            # Each column's values, and each row's (two values swapped between rows keep every
+            # column's hash but not the rows').
+            parts = ", ".join(map(_hash_sum, [*values, ", ".join(values)]))
             query = f'select count(*), {parts} from "{schema}"."{relation}"'
             row = con.execute(query).fetchall()[0]
             hashes[f"{schema}.{relation}"] = {
                 "rows": row[0],
-                "columns": dict(zip([c for c, _ in names], row[1:], strict=True)),
+                "columns": dict(zip([c for c, _ in names] + [ROWS], row[1:], strict=True)),
             }
     return hashes
 

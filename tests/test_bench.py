@@ -148,10 +148,18 @@ def test_table_hashes_name_what_changed_and_ignore_float_noise(tmp_path: Path) -
         )
     )
     assert differences(before, changed) == [
+        "main.segment_models.(whole rows) differs",
         "main.segment_models.k differs",
+        "main.t.(whole rows) differs",
         "main.t.s differs",
         "main.t.share differs",
     ]
+    # Two values swapped between rows: every column holds the same values, the rows do not.
+    rows = "create table t as select * from (values (1, 'a'), (2, 'b')) as v(id, s); "
+    swapped = "create table t as select * from (values (1, 'b'), (2, 'a')) as v(id, s); "
+    assert differences(
+        relation_hashes(database("rows", rows)), relation_hashes(database("swapped", swapped))
+    ) == ["main.t.(whole rows) differs"]
 
 
 def test_rounds_keep_the_median_run_and_list_every_round() -> None:
