@@ -157,11 +157,19 @@ def test_customer_values_are_the_models_on_the_stored_parameters(
 def test_segment_value_adds_up_to_the_customers(bundled_build: DbtRun) -> None:
     run = bundled_build
     total = run.scalar("select sum(predicted_clv) from customer_value")
-    # Each segment's total is rounded to cents: their sum is within half a cent a segment.
+    # Each segment's total is rounded to cents: their sum is within half a cent a segment of
+    # the customers' total, and to the cent the sum of the customers' totals per segment.
     n_segments = run.scalar("select count(*) from segment_profiles")
-    assert run.scalar("select sum(predicted_clv) from segment_profiles") == pytest.approx(
-        total, abs=0.005 * n_segments
+    profiles_total = run.scalar("select sum(predicted_clv) from segment_profiles")
+    assert profiles_total == pytest.approx(total, abs=0.005 * n_segments)
+    per_segment = run.scalar(
+        "select sum(round(segment_total, 2)) from ("
+        " select segments.cluster_id, sum(value.predicted_clv) as segment_total"
+        " from customer_value as value"
+        " inner join customer_segments as segments using (customer_id)"
+        " group by segments.cluster_id)"
     )
+    assert profiles_total == pytest.approx(per_segment, abs=1e-6)
     assert run.scalar("select sum(share_of_predicted_clv) from segment_profiles") == (
         pytest.approx(1.0)
     )

@@ -137,7 +137,7 @@ class ClvFit:
         return self.estimates
 
 
-# --- input checks ------------------------------------------------------------------------------
+# --- sums --------------------------------------------------------------------------------------
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
@@ -149,6 +149,9 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
     build and not in the next. numpy's own sum does not depend on threads.
     """
     return float(np.sum(np.multiply(a, b)))
+
+
+# --- input checks ------------------------------------------------------------------------------
 
 
 def _arrays(names: Sequence[str], values: Sequence[ArrayLike]) -> list[np.ndarray]:
